@@ -1,0 +1,5 @@
+"""python -m embench"""
+
+from embench.app import main
+
+main()

@@ -1,0 +1,108 @@
+"""The timed loop: first inference, warm-up, then timed iterations until the stop rule is met."""
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+_NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When warm-up and the timed loop end (see conf/protocol/*.yaml)."""
+
+    warmup_iterations: int
+    warmup_duration_s: float
+    min_iterations: int
+    min_duration_s: float
+    max_iterations: int
+    max_duration_s: float
+    sync_each_iteration: bool = True
+
+    @classmethod
+    def from_protocol(cls, protocol) -> "StopRule":
+        return cls(
+            warmup_iterations=int(protocol.warmup_iterations),
+            warmup_duration_s=float(protocol.warmup_duration_s),
+            min_iterations=int(protocol.min_iterations),
+            min_duration_s=float(protocol.min_duration_s),
+            max_iterations=int(protocol.max_iterations),
+            max_duration_s=float(protocol.max_duration_s),
+            sync_each_iteration=protocol.mode == "latency",
+        )
+
+
+@dataclass
+class Timing:
+    """Raw timings of one measurement, in nanoseconds of the monotonic clock."""
+
+    first_ns: int
+    warmup_iterations: int
+    warmup_ns: int
+    latencies_ns: list[int] = field(default_factory=list)
+    loop_ns: int = 0  # wall time of the whole timed loop, for back-to-back throughput
+    stop_reason: str = ""
+
+
+def _warm_up(step: Callable[[], object], sync: Callable[[], None], rule: StopRule) -> tuple[int, int]:
+    """Runs the step until both the warm-up count and duration are reached."""
+    clock = time.perf_counter_ns
+    start = clock()
+    min_ns = int(rule.warmup_duration_s * _NS)
+    count = 0
+    while count < rule.warmup_iterations or clock() - start < min_ns:
+        step()
+        sync()
+        count += 1
+    return count, clock() - start
+
+
+def _stop_reason(count: int, elapsed_ns: int, rule: StopRule) -> str:
+    if count >= rule.max_iterations:
+        return "max_iterations"
+    if elapsed_ns >= rule.max_duration_s * _NS:
+        return "max_duration_s"
+    if count >= rule.min_iterations and elapsed_ns >= rule.min_duration_s * _NS:
+        return "minimums_reached"
+    return ""
+
+
+def time_loop(step: Callable[[], object], sync: Callable[[], None], rule: StopRule) -> Timing:
+    """Times `step` (one inference) as the rule says; `sync` waits for the device to finish.
+
+    The first inference is timed apart from the steady state. In latency mode every iteration
+    is synchronised and timed on its own; in throughput mode iterations run back to back and
+    only the end of the loop is synchronised, so per-iteration times are enqueue-to-enqueue.
+    """
+    clock = time.perf_counter_ns
+    start = clock()
+    step()
+    sync()
+    first_ns = clock() - start
+    warmup_count, warmup_ns = _warm_up(step, sync, rule)
+
+    latencies: list[int] = []
+    append = latencies.append
+    per_iteration_sync = sync if rule.sync_each_iteration else (lambda: None)
+    min_iterations, max_iterations = rule.min_iterations, rule.max_iterations
+    min_ns, max_ns = int(rule.min_duration_s * _NS), int(rule.max_duration_s * _NS)
+    loop_start = before = clock()
+    while True:
+        step()
+        per_iteration_sync()
+        after = clock()
+        append(after - before)
+        before = after
+        count, elapsed = len(latencies), after - loop_start
+        if count >= max_iterations or elapsed >= max_ns or (count >= min_iterations and elapsed >= min_ns):
+            break
+    sync()
+    loop_ns = clock() - loop_start
+    return Timing(
+        first_ns=first_ns,
+        warmup_iterations=warmup_count,
+        warmup_ns=warmup_ns,
+        latencies_ns=latencies,
+        loop_ns=loop_ns,
+        stop_reason=_stop_reason(len(latencies), elapsed, rule),
+    )

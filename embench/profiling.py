@@ -1,0 +1,147 @@
+"""Per-layer profile: op self-times grouped into the layer categories of the paper's Figure 4."""
+
+import contextlib
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+CATEGORIES = (
+    "convolution",
+    "batch_norm",
+    "activation",
+    "pooling",
+    "fully_connected",
+    "elementwise",
+    "concat_reshape",
+    "other",
+)
+
+# First match wins; names are matched without their namespace ("aten::", "prim::", ...).
+_PATTERNS = [
+    ("convolution", r"conv|_nnpack"),
+    ("batch_norm", r"batch_norm|batchnorm"),
+    ("activation", r"relu|clamp|hardtanh|sigmoid|silu|swish|gelu|tanh|elu|softmax|hardswish|hardsigmoid|mish"),
+    ("pooling", r"pool|^mean$"),
+    ("fully_connected", r"^(linear|addmm|mm|matmul|bmm|baddbmm|fully_?connected|innerproduct)"),
+    ("elementwise", r"^(add|sub|mul|div|pow|sqrt|rsqrt|exp|neg|abs|sum|eltwise|multiply)_?$"),
+    (
+        "concat_reshape",
+        r"^(cat|concat|stack|view|reshape|flatten|transpose|permute|contiguous|clone|copy_|chunk|split"
+        r"|narrow|slice|select|as_strided_?|expand|squeeze_?|unsqueeze_?|t|channel_shuffle|pixel_shuffle"
+        r"|index|gather|pad|constant_pad_nd|_unsafe_view|unflatten)$",
+    ),
+]
+_COMPILED = [(category, re.compile(pattern, re.IGNORECASE)) for category, pattern in _PATTERNS]
+
+
+def categorize(op: str) -> str:
+    """The layer category of an op or layer type name, e.g. 'aten::mkldnn_convolution' -> 'convolution'."""
+    name = op.split("::")[-1]
+    for category, pattern in _COMPILED:
+        if pattern.search(name):
+            return category
+    return "other"
+
+
+@dataclass(frozen=True)
+class OpTime:
+    """One op's self time per inference, as the runtime's profiler reports it."""
+
+    op: str
+    calls: float  # per inference
+    self_ms: float  # per inference
+    layer_type: str = ""  # the runtime's own layer type, where it has one
+    exec_type: str = ""  # the runtime's kernel or implementation, where it reports one
+
+
+@dataclass
+class Profile:
+    """A profile pass: per-op times, per-category shares and how they compare to end-to-end."""
+
+    ops: list[OpTime]
+    wall_ms: float  # wall time per profiled inference (profiler overhead included)
+
+    @property
+    def total_ms(self) -> float:
+        return sum(op.self_ms for op in self.ops)
+
+    def category_ms(self) -> dict[str, float]:
+        totals = dict.fromkeys(CATEGORIES, 0.0)
+        for op in self.ops:
+            totals[categorize(op.op)] += op.self_ms
+        return totals
+
+    def category_pct(self) -> dict[str, float]:
+        total = self.total_ms or 1.0
+        return {category: 100.0 * ms / total for category, ms in self.category_ms().items()}
+
+    def metrics(self, latency_median_ms: float) -> dict[str, float]:
+        """profile_pct_<category>, and the profiled total against the end-to-end median."""
+        metrics = {f"profile_pct_{category}": pct for category, pct in self.category_pct().items()}
+        metrics["profile_total_ms"] = self.total_ms
+        metrics["profile_wall_ms"] = self.wall_ms
+        metrics["profile_coverage"] = self.total_ms / latency_median_ms if latency_median_ms else 0.0
+        return metrics
+
+    def op_rows(self) -> list[dict]:
+        total = self.total_ms or 1.0
+        rows = [
+            {
+                "op": op.op,
+                "category": categorize(op.op),
+                "layer_type": op.layer_type,
+                "exec_type": op.exec_type,
+                "calls_per_inference": op.calls,
+                "self_ms_per_inference": op.self_ms,
+                "pct": 100.0 * op.self_ms / total,
+            }
+            for op in self.ops
+        ]
+        return sorted(rows, key=lambda row: row["self_ms_per_inference"], reverse=True)
+
+    def category_rows(self) -> list[dict]:
+        pct = self.category_pct()
+        return [{"category": c, "self_ms_per_inference": ms, "pct": pct[c]} for c, ms in self.category_ms().items()]
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hides the profiler library's own status lines, which it writes straight to fd 2."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def profile_torch(step: Callable[[], object], sync: Callable[[], None], iterations: int, device_type: str) -> Profile:
+    """Runs `step` under torch.profiler and returns self time per op per inference."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if device_type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with _native_stderr_silenced():
+        prof = profile(activities=activities)
+        prof.start()
+    try:
+        start = time.perf_counter_ns()
+        for _ in range(iterations):
+            step()
+        sync()
+        wall_ns = time.perf_counter_ns() - start
+    finally:
+        with _native_stderr_silenced():
+            prof.stop()
+    use_device = device_type == "cuda"
+    ops = []
+    for event in prof.key_averages():
+        self_us = event.self_device_time_total if use_device else event.self_cpu_time_total
+        if self_us > 0:
+            ops.append(OpTime(op=event.key, calls=event.count / iterations, self_ms=self_us / 1e3 / iterations))
+    return Profile(ops=ops, wall_ms=wall_ns / 1e6 / iterations)

@@ -1,0 +1,74 @@
+"""The record of one run: params, metrics, tags, status; written to result.json before MLflow."""
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from embench.profiling import Profile
+
+# The five keys that identify a measured point, logged under exactly these names.
+POINT_KEYS = ("model", "platform", "backend", "protocol", "batch")
+_PRIVATE_SECTIONS = ("tracking",)  # may hold credentials in URIs; not a property of the measurement
+
+
+def _flatten(node, prefix: str = "") -> dict[str, str]:
+    if isinstance(node, dict):
+        flat = {}
+        for key, value in node.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: "null" if node is None else str(node)}
+
+
+def run_params(cfg: DictConfig) -> dict[str, str]:
+    """The point's five keys plus the flattened resolved config."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for section in _PRIVATE_SECTIONS:
+        container.pop(section, None)
+    params = {
+        "model": str(cfg.model.name),
+        "platform": str(cfg.platform.name),
+        "backend": str(cfg.backend.name),
+        "protocol": str(cfg.protocol.name),
+        "batch": str(cfg.batch),
+    }
+    params.update(_flatten(container))
+    return params
+
+
+@dataclass
+class RunResult:
+    """Everything one run learned; filled as the run goes, so a failure keeps what was measured."""
+
+    params: dict[str, str]
+    status: str = "running"  # running | ok | failed | oom | killed
+    error: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)
+    profile: Profile | None = None
+    start_time: float = field(default_factory=time.time)
+    end_time: float = 0.0
+
+    def finish(self, status: str, error: str = "") -> None:
+        self.status, self.error, self.end_time = status, error, time.time()
+
+    def point(self) -> str:
+        return " ".join(f"{key}={self.params.get(key)}" for key in POINT_KEYS)
+
+    def to_json(self) -> dict:
+        return {
+            "status": self.status,
+            "error": self.error,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "params": self.params,
+            "metrics": self.metrics,
+            "tags": self.tags,
+        }
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True))

@@ -1,0 +1,241 @@
+"""The real CLI in a subprocess, a real MLflow store, real torch models."""
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, cli_env
+
+QUICK = ("protocol=quick",)
+REQUIRED_METRICS = {
+    "latency_mean_ms", "latency_median_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
+    "latency_min_ms", "latency_max_ms", "latency_std_ms", "latency_cv", "throughput_ips",
+    "first_inference_ms", "prepare_s", "params", "macs", "flops", "achieved_gflops", "peak_memory_mb",
+    "latency_median_ci95_low_ms", "latency_median_ci95_high_ms", "profile_pct_convolution", "profile_coverage",
+}
+
+
+def result_files(root: Path) -> list[Path]:
+    return sorted(root.glob("outputs/**/result.json"))
+
+
+def assert_one_line_error(result, *needles: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("embench: error:")]
+    assert len(errors) == 1, result.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+def test_sweep_logs_parent_and_child_runs_with_params_metrics_and_artifacts(run_cli, mlflow_client, tmp_path):
+    result = run_cli("-m", "model=resnet18,squeezenet1_1", "batch=1,2", *QUICK)
+    assert result.returncode == 0, result.output
+    assert "embench sweep" in result.stdout and "squeezenet1_1" in result.stdout
+
+    experiment = mlflow_client.get_experiment_by_name("embench")
+    runs = mlflow_client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 4
+    assert parents[0].info.status == "FINISHED"
+    assert "sweep_summary.csv" in {a.path for a in mlflow_client.list_artifacts(parents[0].info.run_id)}
+    points = set()
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert child.info.status == "FINISHED"
+        params, metrics = child.data.params, child.data.metrics
+        points.add((params["model"], params["batch"]))
+        assert (params["platform"], params["backend"], params["protocol"]) == ("cpu", "torch", "quick")
+        assert params["model.input_size"] == "224" and params["protocol.min_iterations"] == "3"
+        assert REQUIRED_METRICS <= set(metrics), REQUIRED_METRICS - set(metrics)
+        assert metrics["latency_min_ms"] <= metrics["latency_median_ms"] <= metrics["latency_max_ms"]
+        assert metrics["throughput_ips"] > 0 and metrics["params"] > 1e6
+        assert child.data.tags["host.cpu_model"] and child.data.tags["version.torch"]
+        artifacts = {a.path for a in mlflow_client.list_artifacts(child.info.run_id)}
+        assert {"result.json", "config.yaml", "latencies.csv", "profile_ops.csv", "profile_categories.csv"} <= artifacts
+    assert points == {("resnet18", "1"), ("resnet18", "2"), ("squeezenet1_1", "1"), ("squeezenet1_1", "2")}
+    assert len(result_files(tmp_path)) == 4
+
+
+def test_single_run_writes_result_file_with_everything(run_cli, tmp_path):
+    result = run_cli("model=squeezenet1_1", "batch=2", *QUICK)
+    assert result.returncode == 0, result.output
+    [path] = result_files(tmp_path)
+    record = json.loads(path.read_text())
+    assert record["status"] == "ok" and record["params"]["batch"] == "2"
+    assert REQUIRED_METRICS <= set(record["metrics"])
+    assert record["tags"]["unstable"] in ("true", "false")
+    latencies = (path.parent / "latencies.csv").read_text().splitlines()
+    assert len(latencies) - 1 == record["metrics"]["iterations"] >= 3
+
+
+def test_environment_names_the_experiment(run_cli, mlflow_client):
+    result = run_cli("model=squeezenet1_1", *QUICK, MLFLOW_EXPERIMENT_NAME="from-env")
+    assert result.returncode == 0, result.output
+    experiment = mlflow_client.get_experiment_by_name("from-env")
+    assert len(mlflow_client.search_runs([experiment.experiment_id])) == 1
+
+
+@pytest.mark.parametrize(
+    "override, needles",
+    [
+        ("batch=0", ["batch=0", "positive integer"]),
+        ("batch=-3", ["batch=-3", "positive integer"]),
+        ("batch=two", ["batch='two'", "positive integer"]),
+        ("batch=1.5", ["batch=1.5", "positive integer"]),
+        ("protocol.min_iterations=0", ["protocol.min_iterations=0", "positive integer"]),
+        ("protocol.warmup_iterations=-1", ["protocol.warmup_iterations=-1", ">= 0"]),
+        ("protocol.max_duration_s=0", ["protocol.max_duration_s=0", "> 0"]),
+        ("platform.threads=0", ["platform.threads=0", "positive integer"]),
+    ],
+)
+def test_bad_values_get_one_line_and_exit_2_before_anything_runs(run_cli, tmp_path, override, needles):
+    result = run_cli(override)
+    assert_one_line_error(result, *needles)
+    assert result.returncode == 2
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("group", ["model", "platform", "backend", "protocol"])
+def test_unknown_choice_lists_the_valid_ones(run_cli, group):
+    result = run_cli(f"{group}=nonesuch")
+    assert result.returncode != 0
+    assert "Traceback" not in result.output
+    assert f"Could not find '{group}/nonesuch'" in result.stderr
+    assert f"Available options in '{group}'" in result.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this host has a GPU")
+def test_absent_device_names_platform_need_and_host(run_cli):
+    result = run_cli("platform=cuda", *QUICK)
+    assert_one_line_error(result, "platform=cuda", "CUDA GPU", "this host has none", "platform=cpu")
+    assert result.returncode == 2
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this host has a GPU")
+def test_non_strict_platform_runs_on_what_the_host_has(run_cli, tmp_path):
+    result = run_cli("platform=cuda", "platform.strict=false", "model=squeezenet1_1", *QUICK)
+    assert result.returncode == 0, result.output
+    record = json.loads(result_files(tmp_path)[0].read_text())
+    assert record["tags"]["device.type"] == "cpu" and "cuda absent" in record["tags"]["device.fallback"]
+
+
+def test_unreadable_config_file(run_cli, tmp_path):
+    user_conf = tmp_path / "user_conf" / "model"
+    user_conf.mkdir(parents=True)
+    (user_conf / "broken.yaml").write_text("name: broken\nfactory: [unclosed\n")
+    result = run_cli("--config-dir", str(tmp_path / "user_conf"), "model=broken")
+    assert_one_line_error(result, "broken.yaml", "line 3")
+    assert result.returncode == 2
+
+
+def test_pretrained_offline_fails_fast_in_one_line(run_cli):
+    start = time.monotonic()
+    result = run_cli("model=squeezenet1_1", "model.pretrained=true", *QUICK)
+    assert_one_line_error(result, "squeezenet1_1", "model.pretrained=true", "model.pretrained=false")
+    assert time.monotonic() - start < 60
+
+
+def write_user_model(conf_dir: Path, name: str, target: str, **kwargs) -> None:
+    (conf_dir / "model").mkdir(parents=True, exist_ok=True)
+    factory = "".join(f"\n  {k}: {v}" for k, v in kwargs.items())
+    (conf_dir / "model" / f"{name}.yaml").write_text(
+        f"name: {name}\nyear: 2024\ninput_size: 64\nsource: torchvision\npretrained: false\n"
+        f"factory:\n  _target_: {target}{factory}\n"
+        "accuracy: {top1: 1.0, top5: 5.0, source: untrained}\npaper: {flops_m: 1, params_m: 1, top1: 1, top5: 5}\n"
+    )
+
+
+def test_user_model_yaml_from_own_config_dir(run_cli, tmp_path):
+    conf_dir = tmp_path / "my_conf"
+    write_user_model(conf_dir, "tiny_resnet", "torchvision.models.resnet18", num_classes=10)
+    result = run_cli("--config-dir", str(conf_dir), "model=tiny_resnet", *QUICK)
+    assert result.returncode == 0, result.output
+    record = json.loads(result_files(tmp_path)[0].read_text())
+    assert record["params"]["model"] == "tiny_resnet" and record["params"]["model.input_size"] == "64"
+    assert record["metrics"]["params"] == 11181642  # resnet18 with a 10-class head
+
+
+def test_failing_job_is_recorded_and_the_sweep_goes_on(run_cli, mlflow_client, tmp_path):
+    conf_dir = tmp_path / "my_conf"
+    write_user_model(conf_dir, "no_such_net", "torchvision.models.no_such_net")
+    result = run_cli("--config-dir", str(conf_dir), "-m", "model=no_such_net,squeezenet1_1", "batch=1,0", *QUICK)
+    assert result.returncode != 0
+    assert "Traceback" not in result.output
+    failed_lines = [line for line in result.stderr.splitlines() if line.startswith("failed: job")]
+    assert len(failed_lines) == 3, result.stderr  # no_such_net twice, batch=0 once
+    runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("embench").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    by_point = {(r.data.params["model"], r.data.params["batch"]): r for r in children}
+    assert by_point[("squeezenet1_1", "1")].info.status == "FINISHED"
+    for point in [("no_such_net", "1"), ("no_such_net", "0"), ("squeezenet1_1", "0")]:
+        assert by_point[point].info.status == "FAILED"
+        assert by_point[point].data.tags["error"]
+    assert "no_such_net" in by_point[("no_such_net", "1")].data.tags["error"]
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.status == "FAILED"
+    assert len(result_files(tmp_path)) == 4
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_mlflow_keeps_the_result_and_exits_3(run_cli, tmp_path):
+    uri = f"http://127.0.0.1:{free_port()}"
+    result = run_cli("model=squeezenet1_1", *QUICK, MLFLOW_TRACKING_URI=uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    assert_one_line_error(result, uri, "result.json")
+    assert result.returncode == 3
+    record = json.loads(result_files(tmp_path)[0].read_text())
+    assert record["status"] == "ok" and record["metrics"]["latency_median_ms"] > 0
+
+
+def test_ctrl_c_leaves_no_run_running(tmp_path, mlflow_client):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "embench", "-m", "model=squeezenet1_1", "batch=1,2",
+         "protocol.min_duration_s=60", "protocol.max_duration_s=60"],
+        cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    for line in proc.stdout:
+        if "measuring" in line:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output
+    runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("embench").experiment_id])
+    assert {r.info.status for r in runs} == {"KILLED"} and len(runs) == 2  # the parent and the interrupted job
+    record = json.loads(result_files(tmp_path)[0].read_text())
+    assert record["status"] == "killed"
+
+
+def test_installed_wheel_finds_its_configs(tmp_path):
+    """A non-editable install, run from elsewhere, composes and runs with the shipped conf/."""
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site), str(REPO)],
+        check=True, capture_output=True, timeout=300,
+    )
+    assert (site / "embench" / "conf" / "model" / "nasnetamobile.yaml").is_file()
+    env = cli_env(tmp_path)
+    env["PYTHONPATH"] = str(site)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    listing = subprocess.run([str(site / "bin" / "embench"), "--help"], cwd=work, env=env, capture_output=True, text=True)
+    assert listing.returncode == 0 and "nasnetamobile" in listing.stdout
+    run = subprocess.run(
+        [sys.executable, "-m", "embench", "model=squeezenet1_1", *QUICK], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    [hydra_yaml] = work.glob("outputs/runs/*/.hydra/hydra.yaml")
+    assert f"path: {site / 'embench' / 'conf'}" in hydra_yaml.read_text()  # configs came from the wheel

@@ -1,0 +1,78 @@
+"""Every config in conf/ composes, resolves, validates and instantiates."""
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from conftest import CONF
+from embench.validate import validate
+
+GROUPS = ("model", "platform", "backend", "protocol")
+
+
+def options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+
+
+@pytest.fixture
+def compose_cfg():
+    def _compose(*overrides: str):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose(config_name="config", overrides=list(overrides), return_hydra_config=False)
+
+    yield _compose
+    GlobalHydra.instance().clear()
+
+
+def test_defaults(compose_cfg):
+    cfg = compose_cfg()
+    assert (cfg.model.name, cfg.platform.name, cfg.backend.name, cfg.protocol.name, cfg.batch) == (
+        "resnet18", "cpu", "torch", "latency", 1
+    )
+    assert cfg.tracking.experiment == "embench"
+
+
+def test_tracking_defaults_to_a_local_sqlite_store(compose_cfg, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    assert compose_cfg().tracking.uri == "sqlite:///mlflow.db"
+
+
+def test_environment_wins_over_tracking_defaults(compose_cfg, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "mine")
+    cfg = compose_cfg()
+    assert (cfg.tracking.uri, cfg.tracking.experiment) == ("http://127.0.0.1:5000", "mine")
+
+
+@pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_option_composes_resolves_and_validates(compose_cfg, group, option):
+    cfg = compose_cfg(f"{group}={option}")
+    OmegaConf.to_container(cfg, resolve=True)
+    assert cfg[group].name == option  # the name logged as the point's key is the option's name
+    validate(cfg)
+
+
+@pytest.mark.parametrize("option", options("backend"))
+def test_every_backend_instantiates(compose_cfg, option):
+    runtime = instantiate(compose_cfg(f"backend={option}").backend.runtime)
+    assert callable(runtime.prepare)
+
+
+@pytest.mark.parametrize("option", options("experiment"))
+def test_every_experiment_composes(compose_cfg, option):
+    cfg = compose_cfg(f"experiment={option}")
+    validate(cfg)
+
+
+@pytest.mark.parametrize("option", options("model"))
+def test_every_model_has_what_reports_need(compose_cfg, option):
+    model = compose_cfg(f"model={option}").model
+    assert model.input_size in (224, 299, 331)
+    assert model.source in ("torchvision", "timm", "pretrainedmodels")
+    assert model.pretrained is False  # no hub is reachable: random weights by default
+    assert 2012 <= model.year <= 2018
+    assert 0 < model.accuracy.top1 < model.accuracy.top5 < 100 and model.accuracy.source
+    assert model.paper.flops_m > 0 and model.paper.params_m > 0
