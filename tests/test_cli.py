@@ -239,3 +239,15 @@ def test_installed_wheel_finds_its_configs(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     [hydra_yaml] = work.glob("outputs/runs/*/.hydra/hydra.yaml")
     assert f"path: {site / 'embench' / 'conf'}" in hydra_yaml.read_text()  # configs came from the wheel
+
+
+def test_out_of_memory_is_an_outcome_not_a_crash(run_cli, mlflow_client):
+    """A batch too large for this host is recorded as status oom; the sweep goes on and exits 1."""
+    result = run_cli("-m", "model=squeezenet1_1", "batch=1000000,1", *QUICK)  # 600 GB of input
+    assert result.returncode == 1
+    assert "Traceback" not in result.output
+    runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("embench").experiment_id])
+    by_batch = {r.data.params["batch"]: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    assert by_batch["1000000"].data.tags["status"] == "oom" and by_batch["1000000"].info.status == "FAILED"
+    assert "error.txt" in {a.path for a in mlflow_client.list_artifacts(by_batch["1000000"].info.run_id)}
+    assert by_batch["1"].data.tags["status"] == "ok" and by_batch["1"].info.status == "FINISHED"
