@@ -1,129 +1,106 @@
-"""The device a run measures on: availability checks, threads and host metadata."""
+"""The platform a run measures on: does this host have its device, and which device runs it."""
 
-import os
 import platform as pyplatform
-import subprocess
+import re
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Callable
 
-import psutil
 import torch
 
-import embench
 from embench.errors import ConfigError, DeviceUnavailable
+from embench.host import cpu_model, physical_cores
 
-SUPPORTED_DEVICES = ("cpu", "cuda")
+DEVICE_KINDS = ("cpu", "cuda", "openvino")
 
 
 @dataclass(frozen=True)
 class Device:
-    """A resolved device: the torch device, how to wait for it, and what it really is."""
+    """A resolved device: what runs the model, how to wait for it, and what it really is."""
 
-    torch_device: torch.device
-    name: str  # CPU model or GPU name
+    kind: str  # cpu | cuda | openvino
+    name: str  # CPU model, GPU name or OpenVINO device name
+    torch_device: torch.device  # where torch work (build, reference output) runs
     sync: Callable[[], None]
+    threads: int
+    openvino_device: str = "CPU"  # the OpenVINO device for the openvino backend
 
 
 def _no_sync() -> None:
     """CPU work is synchronous: nothing to wait for."""
 
 
-@cache
-def cpu_model() -> str:
-    """The CPU's marketing name, e.g. 'AMD EPYC'."""
+def _cuda_name() -> str | None:
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def _openvino_devices() -> list[str]:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return pyplatform.processor() or pyplatform.machine()
+        import openvino
+
+        return list(openvino.Core().available_devices)
+    except ImportError:
+        return []
 
 
-def physical_cores() -> int:
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+def host_summary() -> str:
+    """What this host has, in the words of platform requirements."""
+    gpu = _cuda_name()
+    return (
+        f"{pyplatform.machine()} CPU {cpu_model()}, {f'CUDA GPU {gpu}' if gpu else 'no CUDA GPU'}, "
+        f"OpenVINO devices: {', '.join(_openvino_devices()) or 'none'}"
+    )
 
 
-def _cpu() -> Device:
-    return Device(torch.device("cpu"), cpu_model(), _no_sync)
+def _unmet(platform_cfg) -> list[str]:
+    """The platform's requirements this host does not meet."""
+    requires = platform_cfg.get("requires") or {}
+    unmet = []
+    if platform_cfg.device == "cuda" and _cuda_name() is None:
+        unmet.append("a CUDA GPU")
+    if requires.get("cuda_name") and not re.search(requires.cuda_name, _cuda_name() or "", re.IGNORECASE):
+        unmet.append(f"a CUDA GPU named like {requires.cuda_name!r}")
+    if requires.get("arch") and not re.search(requires.arch, pyplatform.machine()):
+        unmet.append(f"a {requires.arch} CPU")
+    if requires.get("cpu_model") and not re.search(requires.cpu_model, cpu_model(), re.IGNORECASE):
+        unmet.append(f"a CPU named like {requires.cpu_model!r}")
+    if platform_cfg.device == "openvino" and platform_cfg.openvino_device not in _openvino_devices():
+        unmet.append(f"the OpenVINO device {platform_cfg.openvino_device}")
+    return unmet
 
 
-def _cuda() -> Device:
-    return Device(torch.device("cuda", 0), torch.cuda.get_device_name(0), torch.cuda.synchronize)
+def _make(kind: str, threads: int, openvino_device: str = "CPU") -> Device:
+    if kind == "cuda":
+        return Device("cuda", torch.cuda.get_device_name(0), torch.device("cuda", 0), torch.cuda.synchronize, threads)
+    if kind == "openvino":
+        return Device("openvino", openvino_device, torch.device("cpu"), _no_sync, threads, openvino_device)
+    return Device("cpu", cpu_model(), torch.device("cpu"), _no_sync, threads)
 
 
-def resolve_device(platform_cfg) -> Device:
-    """The device the platform asks for; fails in one line when this host lacks it (strict)."""
-    wanted = platform_cfg.device
-    if wanted not in SUPPORTED_DEVICES:
-        raise ConfigError(f"platform.device={wanted!r} is not supported; valid: {', '.join(SUPPORTED_DEVICES)}")
-    if wanted == "cpu":
-        return _cpu()
-    if torch.cuda.is_available():
-        return _cuda()
+def _fallback_kind(platform_cfg) -> str:
+    """What a non-strict platform runs on when its device is absent: a GPU if any, else the CPU."""
+    if platform_cfg.device == "cuda" and _cuda_name() is not None:
+        return "cuda"
+    return "cpu"
+
+
+def resolve_device(platform_cfg) -> tuple[Device, bool]:
+    """The device to run on, and whether it stands in for an absent one (platform.strict=false).
+
+    Sets torch's intra-op threads (default: all physical cores). A strict platform whose device
+    this host lacks fails in one line naming the platform, what it needs and what the host has.
+    """
+    if platform_cfg.device not in DEVICE_KINDS:
+        raise ConfigError(f"platform.device={platform_cfg.device!r} is not valid; valid: {', '.join(DEVICE_KINDS)}")
+    torch.set_num_threads(int(platform_cfg.get("threads") or physical_cores()))
+    threads = torch.get_num_threads()
+    unmet = _unmet(platform_cfg)
+    if not unmet:
+        return _make(platform_cfg.device, threads, platform_cfg.get("openvino_device", "CPU")), False
     if platform_cfg.strict:
+        what = (platform_cfg.get("requires") or {}).get("what") or " and ".join(unmet)
+        note = (platform_cfg.get("requires") or {}).get("note")
         raise DeviceUnavailable(
-            f"platform={platform_cfg.name} needs a CUDA GPU, but this host has none "
-            f"(torch.cuda.is_available() is False; CPU: {cpu_model()}); "
-            f"use platform=cpu, or platform.strict=false to run on the CPU instead"
+            f"platform={platform_cfg.name} needs {what}, which this host lacks (it has: {host_summary()})"
+            f"{f'; {note}' if note else ''}; use platform=cpu, or platform.strict=false to run on this host instead"
         )
-    return _cpu()
-
-
-def configure_host(platform_cfg) -> dict[str, str]:
-    """Sets torch's intra-op threads (default: all physical cores); returns them as a tag."""
-    torch.set_num_threads(int(platform_cfg.threads or physical_cores()))
-    return {"threads": str(torch.get_num_threads())}
-
-
-@cache
-def _git_commit() -> str:
-    """The embench checkout's commit, or 'unknown' for an installed package."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(embench.__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        return out.stdout.strip() if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _library_versions() -> dict[str, str]:
-    import torchvision
-
-    versions = {"python": pyplatform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
-    for name in ("timm", "pretrainedmodels"):
-        try:
-            versions[name] = __import__(name).__version__
-        except (ImportError, AttributeError):
-            pass
-    return {f"version.{k}": v for k, v in versions.items()}
-
-
-def host_tags(device: Device) -> dict[str, str]:
-    """Host metadata stamped on every run."""
-    freq = psutil.cpu_freq()
-    tags = {
-        "host.name": pyplatform.node(),
-        "host.os": pyplatform.platform(),
-        "host.cpu_model": cpu_model(),
-        "host.cpu_physical_cores": str(physical_cores()),
-        "host.cpu_logical_cores": str(psutil.cpu_count(logical=True)),
-        "host.cpu_freq_mhz": f"{freq.current:.0f}" if freq else "unknown",
-        "host.load_avg_1m": f"{os.getloadavg()[0]:.2f}",
-        "host.memory_gb": f"{psutil.virtual_memory().total / 2**30:.1f}",
-        "device.type": device.torch_device.type,
-        "device.name": device.name,
-        "embench.version": embench.__version__,
-        "embench.git_commit": _git_commit(),
-    }
-    if device.torch_device.type == "cuda":
-        tags["version.cuda"] = str(torch.version.cuda)
-    tags.update(_library_versions())
-    return tags
+    return _make(_fallback_kind(platform_cfg), threads), True

@@ -70,7 +70,7 @@ class Profile:
     def category_ms(self) -> dict[str, float]:
         totals = dict.fromkeys(CATEGORIES, 0.0)
         for op in self.ops:
-            totals[categorize(op.op)] += op.self_ms
+            totals[categorize(op.layer_type or op.op)] += op.self_ms
         return totals
 
     def category_pct(self) -> dict[str, float]:
@@ -90,7 +90,7 @@ class Profile:
         rows = [
             {
                 "op": op.op,
-                "category": categorize(op.op),
+                "category": categorize(op.layer_type or op.op),
                 "layer_type": op.layer_type,
                 "exec_type": op.exec_type,
                 "calls_per_inference": op.calls,

@@ -1,15 +1,22 @@
-"""One run: build the model, prepare it on the backend, warm up, time, profile, fill the result."""
+"""One run: build the model, prepare it on the backend, check it, warm up, time, profile."""
 
+import hashlib
 import logging
 import time
+from importlib import metadata
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from embench import memory, models, platform
 from embench.contention import CpuContention
-from embench.measure import StopRule, time_loop
+from embench.energy import EnergyMeter
+from embench.errors import ConfigError, EmbenchError
+from embench.host import host_tags
+from embench.measure import StopRule, Timing, time_loop
+from embench.peak import peak_gflops
 from embench.result import RunResult
 from embench.stats import summarize
 
@@ -21,18 +28,51 @@ def _example_input(batch: int, input_size: int, seed: int) -> torch.Tensor:
     return torch.randn(batch, 3, input_size, input_size, generator=generator)
 
 
+def model_id(cfg: DictConfig) -> str:
+    """Names the model's weights: its config, the seed and the library versions that build it."""
+    identity = OmegaConf.to_yaml(cfg.model, resolve=True) + f"seed={cfg.seed}"
+    for library in ("torch", "torchvision", "timm", "pretrainedmodels"):
+        identity += f"{library}={metadata.version(library)}"
+    return f"{cfg.model.name}-{hashlib.sha1(identity.encode()).hexdigest()[:12]}"
+
+
+def _check_output(prepared, reference: torch.Tensor, result: RunResult, backend_name: str) -> None:
+    """The backend's output against torch eager FP32 on the same input; a wrong one fails the run."""
+    output = prepared.output().reshape(reference.shape)
+    abs_diff = float((output - reference).abs().max())
+    scale = float(reference.abs().max()) or 1.0
+    result.metrics["output_max_abs_diff"] = abs_diff
+    result.metrics["output_max_rel_diff"] = abs_diff / scale
+    if not abs_diff / scale <= prepared.tolerance:  # also catches NaN
+        raise EmbenchError(
+            f"backend={backend_name} gives a wrong output: max abs difference {abs_diff:.3g} from torch eager FP32, "
+            f"{abs_diff / scale:.3g} of the output's magnitude (tolerance {prepared.tolerance:g} at "
+            f"{result.tags.get('backend.precision')})"
+        )
+
+
+def _make_backend(cfg: DictConfig):
+    """The backend's runtime object; a bad option is the user's error, named in one line."""
+    try:
+        return instantiate(cfg.backend.runtime)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, EmbenchError):
+            raise err.__cause__ from None
+        reason = " ".join(str(err.__cause__ or err).split())
+        raise ConfigError(f"backend={cfg.backend.name}: cannot build {cfg.backend.runtime.get('_target_')}: {reason}") from err
+
+
 def run(cfg: DictConfig, result: RunResult) -> None:
     """Measures the configured point into `result`; raises on failure, keeping what was measured."""
     protocol, batch = cfg.protocol, int(cfg.batch)
-    device = platform.resolve_device(cfg.platform)
-    result.tags.update(platform.configure_host(cfg.platform))
-    result.tags.update(platform.host_tags(device))
-    if device.torch_device.type != cfg.platform.device:
-        result.tags["device.fallback"] = f"{cfg.platform.device} absent, ran on {device.torch_device.type}"
-        log.warning("platform=%s: %s is absent, running on %s (%s)", cfg.platform.name, cfg.platform.device, device.torch_device.type, device.name)
-    result.tags["peak_memory_source"] = memory.reset_peak()
-    if device.torch_device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    device, substituted = platform.resolve_device(cfg.platform)
+    backend = _make_backend(cfg)
+    if device.kind not in backend.DEVICE_KINDS:
+        raise ConfigError(
+            f"backend={cfg.backend.name} cannot run on platform={cfg.platform.name} (a {device.kind} device); "
+            f"it runs on {' or '.join(backend.DEVICE_KINDS)} platforms"
+        )
+    _record_device(cfg, result, device, substituted)
 
     log.info("building %s", cfg.model.name)
     torch.manual_seed(int(cfg.seed))
@@ -40,28 +80,68 @@ def run(cfg: DictConfig, result: RunResult) -> None:
     model = models.build_model(cfg.model)
     result.metrics.update(models.complexity(model, int(cfg.model.input_size)))
     example = _example_input(batch, int(cfg.model.input_size), int(cfg.seed))
-    prepared = instantiate(cfg.backend.runtime).prepare(model, example, device)
-    result.metrics["prepare_s"] = time.perf_counter() - prepare_start
-
-    rule = StopRule.from_protocol(protocol)
-    log.info(
-        "measuring %s batch=%d on %s/%s: warm-up >= %d it & %.1f s, timed >= %d it & %.1f s (caps %d it, %.0f s)",
-        cfg.model.name, batch, cfg.platform.name, cfg.backend.name, rule.warmup_iterations,
-        rule.warmup_duration_s, rule.min_iterations, rule.min_duration_s, rule.max_iterations, rule.max_duration_s,
-    )
     with torch.inference_mode():
-        with CpuContention() as contention:
+        reference = model.to(device.torch_device)(example.to(device.torch_device)).float().cpu()
+        log.info("preparing %s on %s (%s)", cfg.model.name, cfg.backend.name, device.name)
+        prepared = backend.prepare(model, example, device, model_id(cfg))
+        result.metrics["prepare_s"] = time.perf_counter() - prepare_start
+        result.tags.update(prepared.tags)
+        _check_output(prepared, reference, result, cfg.backend.name)
+        del reference
+
+        rule = StopRule.from_protocol(protocol)
+        log.info(
+            "measuring %s batch=%d on %s/%s: warm-up >= %d it & %.1f s, timed >= %d it & %.1f s (caps %d it, %.0f s)",
+            cfg.model.name, batch, cfg.platform.name, cfg.backend.name, rule.warmup_iterations,
+            rule.warmup_duration_s, rule.min_iterations, rule.min_duration_s, rule.max_iterations, rule.max_duration_s,
+        )
+        specs = {} if substituted else (cfg.platform.get("specs") or {})
+        with CpuContention() as contention, EnergyMeter(device, specs.get("tdp_w")) as energy:
             timing = time_loop(prepared, device.sync, rule)
-        _record_contention(result, contention)
         result.latencies_ms = [ns / 1e6 for ns in timing.latencies_ns]
-        _record_timing(result, timing, batch, protocol)
+        inferences = batch * prepared.inferences_per_step
+        _record_timing(result, timing, inferences, protocol)
+        _record_contention(result, contention)
+        _record_energy(result, energy, inferences * len(timing.latencies_ns))
+        _record_efficiency(result, device, specs.get("peak_fp32_gflops"))
         result.metrics["peak_memory_mb"] = memory.peak_rss_mb()
-        if device.torch_device.type == "cuda":
+        if device.kind == "cuda":
             result.metrics["peak_device_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
         if protocol.profile_iterations > 0:
             log.info("profiling %d iteration(s)", protocol.profile_iterations)
             result.profile = prepared.profile(int(protocol.profile_iterations))
-            result.metrics.update(result.profile.metrics(result.metrics["latency_median_ms"]))
+            result.metrics.update(result.profile.metrics(result.metrics["latency_median_ms"] / prepared.inferences_per_step))
+
+
+def _record_device(cfg: DictConfig, result: RunResult, device: platform.Device, substituted: bool) -> None:
+    result.tags.update(host_tags())
+    result.tags.update({"device.type": device.kind, "device.name": device.name, "threads": str(device.threads)})
+    if substituted:
+        result.tags["device.fallback"] = f"{cfg.platform.name} absent, ran on this host's {device.kind}: {device.name}"
+        log.warning("platform=%s is absent (platform.strict=false): running on %s (%s)", cfg.platform.name, device.kind, device.name)
+    result.tags["peak_memory_source"] = memory.reset_peak()
+    if device.kind == "cuda":
+        from embench.gpu import gpu_tags
+
+        torch.cuda.reset_peak_memory_stats()
+        result.tags.update(gpu_tags())
+        result.tags["version.cuda"] = str(torch.version.cuda)
+
+
+def _record_energy(result: RunResult, energy: EnergyMeter, inferences: int) -> None:
+    result.tags["energy_source"] = energy.source
+    if energy.joules:
+        result.metrics["energy_per_inference_mj"] = 1e3 * energy.joules / inferences
+        result.metrics["inferences_per_joule"] = inferences / energy.joules
+        result.metrics["power_w"] = energy.joules / result.metrics["measure_s"]
+
+
+def _record_efficiency(result: RunResult, device: platform.Device, published: float | None) -> None:
+    peak, source = peak_gflops(device, published)
+    result.tags["peak_source"] = source
+    if peak:
+        result.metrics["peak_gflops"] = peak
+        result.metrics["efficiency"] = result.metrics["achieved_gflops"] / peak
 
 
 def _record_contention(result: RunResult, contention: CpuContention) -> None:
@@ -75,7 +155,7 @@ def _record_contention(result: RunResult, contention: CpuContention) -> None:
         )
 
 
-def _record_timing(result: RunResult, timing, batch: int, protocol) -> None:
+def _record_timing(result: RunResult, timing: Timing, inferences_per_step: int, protocol) -> None:
     stats = summarize(timing.latencies_ns)
     metrics = result.metrics
     metrics.update(stats)
@@ -83,8 +163,8 @@ def _record_timing(result: RunResult, timing, batch: int, protocol) -> None:
     metrics["warmup_iterations"] = float(timing.warmup_iterations)
     metrics["warmup_s"] = timing.warmup_ns / 1e9
     metrics["measure_s"] = timing.loop_ns / 1e9
-    metrics["throughput_ips"] = batch * len(timing.latencies_ns) / (timing.loop_ns / 1e9)
-    metrics["achieved_gflops"] = metrics["flops"] * batch / (stats["latency_median_ms"] / 1e3) / 1e9
+    metrics["throughput_ips"] = inferences_per_step * len(timing.latencies_ns) / (timing.loop_ns / 1e9)
+    metrics["achieved_gflops"] = metrics["flops"] * inferences_per_step / (stats["latency_median_ms"] / 1e3) / 1e9
     result.tags["stop_reason"] = timing.stop_reason
     if len(timing.latencies_ns) < protocol.min_iterations:
         log.warning(

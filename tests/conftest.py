@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
+
+# One cache (measured peaks, converted models) for the whole test session, away from the user's.
+os.environ.setdefault("EMBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="embench-test-cache-"))
 
 
 @dataclass

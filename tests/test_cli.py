@@ -115,7 +115,7 @@ def test_unknown_choice_lists_the_valid_ones(run_cli, group):
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this host has a GPU")
 def test_absent_device_names_platform_need_and_host(run_cli):
     result = run_cli("platform=cuda", *QUICK)
-    assert_one_line_error(result, "platform=cuda", "CUDA GPU", "this host has none", "platform=cpu")
+    assert_one_line_error(result, "platform=cuda needs a CUDA GPU", "this host lacks", "no CUDA GPU", "platform=cpu", "platform.strict=false")
     assert result.returncode == 2
 
 

@@ -1,42 +1,91 @@
-"""PyTorch eager execution."""
+"""PyTorch eager execution, optionally replayed as a CUDA graph."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
+from embench.backends import TOLERANCE
 from embench.errors import ConfigError
 from embench.platform import Device
 from embench.profiling import Profile, profile_torch
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass
 class PreparedTorch:
-    """A torch module bound to its input on its device."""
+    """A step that runs the bound input through a torch callable on its device."""
 
-    model: torch.nn.Module
-    inputs: torch.Tensor
+    step: Callable[[], object]
     device: Device
+    dtype: str
+    tags: dict[str, str] = field(default_factory=dict)
+    inferences_per_step: int = 1
 
-    def __call__(self) -> torch.Tensor:
-        return self.model(self.inputs)
+    def __call__(self) -> object:
+        return self.step()
+
+    @property
+    def tolerance(self) -> float:
+        return TOLERANCE[self.dtype]
+
+    def output(self) -> torch.Tensor:
+        return self.step().float().cpu()
 
     def profile(self, iterations: int) -> Profile:
-        return profile_torch(self, self.device.sync, iterations, self.device.torch_device.type)
+        return profile_torch(self.step, self.device.sync, iterations, self.device.kind)
+
+
+def _cuda_graph(model: torch.nn.Module, inputs: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """Captures one inference as a CUDA graph; the step replays it and returns its output."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):  # warm-up outside the graph, as capture requires
+            model(inputs)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        output = model(inputs)
+
+    def replay() -> torch.Tensor:
+        graph.replay()
+        return output
+
+    return replay
 
 
 class TorchEager:
     """Runs the model as it is, op by op, in the chosen dtype and memory format."""
 
-    def __init__(self, dtype: str = "float32", channels_last: bool = False):
-        if dtype not in DTYPES:
-            raise ConfigError(f"backend.runtime.dtype={dtype!r} is not supported; valid: {', '.join(DTYPES)}")
-        self.dtype = DTYPES[dtype]
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    DEVICE_KINDS = ("cpu", "cuda")
 
-    def prepare(self, model: torch.nn.Module, example: torch.Tensor, device: Device) -> PreparedTorch:
-        target = device.torch_device
-        model = model.to(device=target, dtype=self.dtype, memory_format=self.memory_format).eval()
-        inputs = example.to(device=target, dtype=self.dtype, memory_format=self.memory_format)
-        return PreparedTorch(model, inputs, device)
+    def __init__(self, dtype: str = "fp32", channels_last: bool = False, cudnn_benchmark: bool = True, cuda_graphs: bool = False):
+        if dtype not in DTYPES:
+            raise ConfigError(f"backend.runtime.dtype={dtype!r} is not valid; valid: {', '.join(DTYPES)}")
+        self.dtype, self.channels_last = dtype, channels_last
+        self.cudnn_benchmark, self.cuda_graphs = cudnn_benchmark, cuda_graphs
+
+    def _place(self, model: torch.nn.Module, example: torch.Tensor, device: Device):
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        dtype = DTYPES[self.dtype]
+        if device.kind == "cuda":
+            torch.backends.cudnn.benchmark = self.cudnn_benchmark
+        model = model.to(device=device.torch_device, dtype=dtype, memory_format=memory_format).eval()
+        return model, example.to(device=device.torch_device, dtype=dtype, memory_format=memory_format)
+
+    def _tags(self, device: Device) -> dict[str, str]:
+        tags = {"backend.precision": self.dtype, "backend.channels_last": str(self.channels_last).lower()}
+        if device.kind == "cuda":
+            tags["backend.cudnn_benchmark"] = str(self.cudnn_benchmark).lower()
+            tags["backend.cuda_graphs"] = str(self.cuda_graphs).lower()
+        return tags
+
+    def prepare(self, model: torch.nn.Module, example: torch.Tensor, device: Device, model_id: str) -> PreparedTorch:
+        model, inputs = self._place(model, example, device)
+        if self.cuda_graphs:
+            if device.kind != "cuda":
+                raise ConfigError(f"backend.runtime.cuda_graphs=true needs a CUDA platform, not a {device.kind} one")
+            return PreparedTorch(_cuda_graph(model, inputs), device, self.dtype, self._tags(device))
+        return PreparedTorch(lambda: model(inputs), device, self.dtype, self._tags(device))

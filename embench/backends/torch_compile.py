@@ -1,0 +1,29 @@
+"""torch.compile (TorchInductor): compiled once in prepare, so compile time is part of prepare_s."""
+
+import torch
+
+from embench.backends.torch_eager import PreparedTorch, TorchEager
+from embench.platform import Device
+
+MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+class TorchCompile(TorchEager):
+    """torch.compile over the eager model, with a static input shape."""
+
+    def __init__(self, mode: str = "default", dtype: str = "fp32", channels_last: bool = False, cudnn_benchmark: bool = True):
+        from embench.errors import ConfigError
+
+        if mode not in MODES:
+            raise ConfigError(f"backend.runtime.mode={mode!r} is not valid; valid: {', '.join(MODES)}")
+        super().__init__(dtype=dtype, channels_last=channels_last, cudnn_benchmark=cudnn_benchmark)
+        self.mode = mode
+
+    def prepare(self, model: torch.nn.Module, example: torch.Tensor, device: Device, model_id: str) -> PreparedTorch:
+        model, inputs = self._place(model, example, device)
+        torch._dynamo.reset()  # a sweep compiles many models in one process: start each from a clean cache
+        compiled = torch.compile(model, mode=self.mode, dynamic=False)
+        compiled(inputs)  # compile now, not in the first timed inference
+        device.sync()
+        tags = self._tags(device) | {"backend.compile_mode": self.mode}
+        return PreparedTorch(lambda: compiled(inputs), device, self.dtype, tags)

@@ -1,0 +1,68 @@
+"""Energy of the timed loop: NVML on NVIDIA GPUs, RAPL powercap where readable, else TDP x time."""
+
+import time
+from pathlib import Path
+
+from embench.platform import Device
+
+POWERCAP = Path("/sys/class/powercap")
+
+
+def _rapl_packages(root: Path) -> list[Path]:
+    """The readable package-level RAPL domains (intel-rapl:0, intel-rapl:1, ...)."""
+    domains = []
+    for domain in sorted(root.glob("intel-rapl:*")):
+        if ":" in domain.name.split("intel-rapl:", 1)[1]:
+            continue  # a sub-domain (core, uncore, dram) of a package
+        try:
+            int((domain / "energy_uj").read_text())
+            domains.append(domain)
+        except (OSError, ValueError):
+            pass
+    return domains
+
+
+def rapl_joules(before: dict[Path, int]) -> float:
+    """Joules since `before` (from rapl_counters), over all packages, with counter wrap-around."""
+    total_uj = 0
+    for domain, start in before.items():
+        end = int((domain / "energy_uj").read_text())
+        if end < start:
+            end += int((domain / "max_energy_range_uj").read_text())
+        total_uj += end - start
+    return total_uj / 1e6
+
+
+def rapl_counters(root: Path = POWERCAP) -> dict[Path, int]:
+    return {domain: int((domain / "energy_uj").read_text()) for domain in _rapl_packages(root)}
+
+
+class EnergyMeter:
+    """Context manager: `joules` used while inside it, and `source`, how they were obtained."""
+
+    def __init__(self, device: Device, tdp_w: float | None, powercap: Path = POWERCAP):
+        self.device, self.tdp_w, self.powercap = device, tdp_w, powercap
+        self.joules: float | None = None
+        self.source = "none"
+
+    def __enter__(self) -> "EnergyMeter":
+        self._start = time.perf_counter()
+        self._nvml_mj = self._rapl = None
+        if self.device.kind == "cuda":
+            from embench.gpu import energy_mj
+
+            self._nvml_mj = energy_mj()
+        elif self.device.kind == "cpu":
+            self._rapl = rapl_counters(self.powercap) or None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        seconds = time.perf_counter() - self._start
+        if self._nvml_mj is not None:
+            from embench.gpu import energy_mj
+
+            self.joules, self.source = (energy_mj() - self._nvml_mj) / 1e3, "nvml energy counter"
+        elif self._rapl:
+            self.joules, self.source = rapl_joules(self._rapl), "rapl powercap"
+        elif self.tdp_w:
+            self.joules, self.source = self.tdp_w * seconds, "estimate: platform TDP x time"

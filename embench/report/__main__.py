@@ -1,0 +1,5 @@
+"""python -m embench.report"""
+
+from embench.report.cli import main
+
+main()

@@ -1,0 +1,70 @@
+"""Writes a report folder: every figure as PNG, SVG and CSV, every table as CSV, and report.html."""
+
+from pathlib import Path
+
+from embench.report import figures, tables
+from embench.report.html import Table, render
+from embench.report.load import Selection
+
+REPORT_FILE = "report.html"
+_POINT_COLUMNS = ["label", "model", "batch", "runs", "platform", "backend", "protocol", "device_name", "run_id"]
+
+
+def _tables(sel: Selection, fig3, fig4) -> dict[str, Table]:
+    detail, summary = tables.speedups(sel)
+    labels = sel.points["label"].nunique()
+    speed_note = ("Inferences/s of the faster platform/backend ÷ the baseline's, at the same model and batch; "
+                  "range and geometric mean per pair, at batch 1, over every batch both ran, and at each side's "
+                  "best batch per model; efficiency: inferences per joule where measured, else per TDP watt")
+    if labels < 2:
+        speed_note += (". Only one platform/backend is selected, so there is nothing to compare: sweep several, "
+                       "e.g. `python -m embench -m experiment=embench2019 platform=cpu,cuda`")
+    coverage = fig4.data.reindex(columns=["label", "model", "batch", "profile_total_ms", "profile_wall_ms",
+                                          "latency_median_ms", "profile_coverage"])
+    made = [
+        Table("platforms", "Platforms (the paper's Table 2)",
+              "What each platform/backend label ran on, from the runs' tags and the platform config", tables.platforms(sel)),
+        Table("table1_models", "Table 1: networks, computed against published",
+              "Complexity counted from the built networks (MACs = multiply-accumulates, FLOPs = 2 × MACs, per "
+              "inference) next to the paper's Table 1, whose \"FLOPs (M)\" column counts MACs; ratios near 1 "
+              "mean the same network; accuracy is the reference ImageNet accuracy", tables.table1(sel)),
+        Table("best_batch", "Best batch size per network and platform",
+              "The batch with the most inferences/s (the stars of Figure 2) and its gain over batch 1", tables.best_batch(sel)),
+        Table("max_batch", "Largest batch that ran",
+              "Per network and platform, every batch tried, the largest that ran and the smallest that failed "
+              "(oom: out of memory)", tables.max_batch(sel)),
+        Table("pareto_front", "Pareto-optimal networks (Figure 3)",
+              "Per platform/backend at batch 1: no other network is both faster and more accurate",
+              tables.pareto_members(fig3.data)),
+        Table("speedup_summary", "Speed-ups between platforms/backends", speed_note, summary),
+        Table("speedups", "Speed-ups per network and batch", "Every point behind the summary above", detail),
+        Table("profile_coverage", "How much of the end-to-end time the profile accounts for",
+              "Summed op self-time per inference (profile_total_ms) against the median latency; coverage = their "
+              "ratio; profile_wall_ms is the wall time of a profiled inference (profiler overhead included)", coverage),
+        Table("failed_unstable_runs", "Failed and unstable runs",
+              "Every selected run that failed (status failed, oom, killed, or a run never closed), was tagged "
+              "unstable, or ran on a busy host; none is dropped silently. Failed runs are not in the figures", 
+              tables.flagged_runs(sel)),
+    ]
+    return {t.name: t for t in made}
+
+
+def build(sel: Selection, out_dir: Path) -> Path:
+    """Writes the folder; returns the path of report.html."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig1, fig2, fig3, fig4, fig5 = figures.all_figures(sel)
+    made = _tables(sel, fig3, fig4)  # before saving: saving closes the matplotlib figures, not the data
+    for figure in (fig1, fig2, fig3, fig4, fig5):
+        figure.save(out_dir)
+    for table in made.values():
+        table.save(out_dir)
+    points = sel.points
+    points[[c for c in _POINT_COLUMNS if c in points] + sel.metrics].to_csv(out_dir / "points.csv", index=False)
+    sel.runs.to_csv(out_dir / "runs.csv", index=False)
+    blocks = [made["platforms"], made["table1_models"], fig1, fig2, made["best_batch"], made["max_batch"], fig3,
+              made["pareto_front"], ("speed-ups", "Speed-ups between platforms and backends"),
+              made["speedup_summary"], made["speedups"], fig4, made["profile_coverage"], fig5,
+              ("failures", "Failed and unstable runs"), made["failed_unstable_runs"]]
+    path = out_dir / REPORT_FILE
+    path.write_text(render(sel, blocks, out_dir), encoding="utf-8")
+    return path

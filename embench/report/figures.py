@@ -1,0 +1,290 @@
+"""The paper's Figures 1-4 (plus achieved GFLOP/s) from the points: each a matplotlib figure and its data."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
+
+from embench.report.load import Selection  # noqa: E402
+from embench.report.tables import pareto_front, profiled_points  # noqa: E402
+
+PANEL_W, PANEL_H, DPI = 4.6, 3.5, 100
+_MARKERS = "osD^vP*X<>hp8d"
+_UNSTABLE = dict(facecolors="none", edgecolors="red", linewidths=1.2, s=90, zorder=4)
+
+
+@dataclass
+class Figure:
+    """One figure of the report: a file stem, its title and caption, the figure and the data behind it."""
+
+    name: str
+    title: str
+    caption: str
+    fig: matplotlib.figure.Figure
+    data: pd.DataFrame
+
+    def save(self, out_dir: Path) -> dict[str, Path]:
+        paths = {ext: out_dir / f"{self.name}.{ext}" for ext in ("png", "svg", "csv")}
+        self.fig.savefig(paths["png"], dpi=DPI)
+        self.fig.savefig(paths["svg"])
+        self.data.to_csv(paths["csv"], index=False)
+        plt.close(self.fig)
+        return paths
+
+
+def model_order(points: pd.DataFrame) -> list[str]:
+    """Models as in the paper's Table 1: by year, then by name."""
+    years = points.groupby("model")["year"].first().fillna(9999)
+    return sorted(years.index, key=lambda model: (years[model], model))
+
+
+def _styled(sel: Selection, present: pd.Series) -> tuple[list[str], dict[str, dict]]:
+    """The models in a figure, in Table 1 order, with styles drawn from every selected model (same in each figure)."""
+    order = model_order(sel.runs)
+    return [m for m in order if m in set(present)], model_styles(order)
+
+
+def model_styles(models: list[str]) -> dict[str, dict]:
+    """One colour and marker per model, the same in every figure."""
+    colours = [c for name in ("tab10", "Dark2", "Set1") for c in plt.get_cmap(name).colors]
+    return {m: {"color": colours[i % len(colours)], "marker": _MARKERS[i % len(_MARKERS)]} for i, m in enumerate(models)}
+
+
+def _panels(labels: list[str], width: float = PANEL_W, height: float = PANEL_H, legend_w: float = 2.2):
+    ncols = min(len(labels), 3)
+    nrows = -(-len(labels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols + legend_w, height * nrows), squeeze=False,
+                             layout="constrained")
+    flat = list(axes.flat)
+    for ax in flat[len(labels):]:
+        ax.set_visible(False)
+    for ax, label in zip(flat, labels):
+        ax.set_title(label, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    return fig, flat[: len(labels)]
+
+
+def _placeholder(name: str, title: str, reason: str) -> Figure:
+    fig, ax = plt.subplots(figsize=(6, 1.6), layout="constrained")
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{title}\n\n{reason}", ha="center", va="center", fontsize=10, wrap=True)
+    return Figure(name, title, reason, fig, pd.DataFrame({"note": [reason]}))
+
+
+def _model_legend(fig, styles: dict, models: list[str], extra: list = ()) -> None:
+    handles = [Line2D([], [], color=styles[m]["color"], marker=styles[m]["marker"], lw=1, label=m) for m in models]
+    fig.legend(handles=handles + list(extra), loc="outside right upper", fontsize=8, frameon=False)
+
+
+def _unstable_handle() -> Line2D:
+    return Line2D([], [], ls="", marker="o", markersize=9, markerfacecolor="none", markeredgecolor="red",
+                  label="unstable or busy host")
+
+
+def _batch_axis(ax, batches) -> None:
+    ax.set_xscale("log", base=2)
+    ticks = sorted({int(b) for b in batches})
+    ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=8)
+    ax.minorticks_off()
+
+
+def runtime_vs_flops(sel: Selection) -> Figure:
+    """Figure 1: latency of one call against the FLOPs it computes (FLOPs/inference x batch)."""
+    name, title = "fig1_runtime_vs_flops", "Figure 1: runtime against FLOPs"
+    pts = sel.points.dropna(subset=["flops", "latency_median_ms"])
+    if pts.empty:
+        return _placeholder(name, title, "no successful run with FLOPs and a latency")
+    data = pts.assign(gflops_per_call=pts["flops"] * pts["batch"] / 1e9)[
+        ["label", "model", "batch", "flops", "gflops_per_call", "latency_median_ms", "latency_min_ms",
+         "latency_p90_ms", "latency_cv", "unstable", "host_busy", "runs"]]
+    (models, styles), labels = _styled(sel, data["model"]), sorted(data["label"].unique())
+    fig, axes = _panels(labels)
+    for ax, label in zip(axes, labels):
+        panel = data[data["label"] == label]
+        for model in models:
+            curve = panel[panel["model"] == model].sort_values("batch")
+            if not curve.empty:
+                ax.plot(curve["gflops_per_call"], curve["latency_median_ms"], lw=1, ms=5, **styles[model])
+        flagged = panel[panel["unstable"] | panel["host_busy"]]
+        ax.scatter(flagged["gflops_per_call"], flagged["latency_median_ms"], **_UNSTABLE)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("GFLOPs per call (FLOPs/inference × batch)")
+        ax.set_ylabel("median latency per call (ms)")
+    _model_legend(fig, styles, models, [_unstable_handle()])
+    caption = ("Median latency of one call against the floating-point operations it computes, for every model and "
+               "batch size (one line per model, batch growing to the right); log axes. Networks with similar FLOPs "
+               "can differ widely in time, and batching amortises until the device is saturated. Red rings: "
+               "runs tagged unstable (CV > 10%) or measured on a busy host.")
+    return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch"]))
+
+
+def throughput_vs_batch(sel: Selection) -> Figure:
+    """Figure 2: inferences/s against batch size, one panel per platform/backend, best batch starred."""
+    name, title = "fig2_throughput_vs_batch", "Figure 2: throughput against batch size"
+    pts = sel.points.dropna(subset=["throughput_ips"])
+    if pts.empty:
+        return _placeholder(name, title, "no successful run with a throughput")
+    data = pts[["label", "model", "batch", "throughput_ips", "latency_median_ms", "unstable", "host_busy", "runs"]].copy()
+    best = data.groupby(["label", "model"])["throughput_ips"].idxmax()
+    data["best_batch"] = data.index.isin(best.values)
+    (models, styles), labels = _styled(sel, data["model"]), sorted(data["label"].unique())
+    fig, axes = _panels(labels)
+    for ax, label in zip(axes, labels):
+        panel = data[data["label"] == label]
+        for model in models:
+            curve = panel[panel["model"] == model].sort_values("batch")
+            if curve.empty:
+                continue
+            ax.plot(curve["batch"], curve["throughput_ips"], lw=1, ms=4, **styles[model])
+            top = curve[curve["best_batch"]]
+            ax.scatter(top["batch"], top["throughput_ips"], marker="*", s=170, color=styles[model]["color"],
+                       edgecolors="black", linewidths=0.8, zorder=5)
+        flagged = panel[panel["unstable"] | panel["host_busy"]]
+        ax.scatter(flagged["batch"], flagged["throughput_ips"], **_UNSTABLE)
+        _batch_axis(ax, panel["batch"])
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("inferences per second")
+    star = Line2D([], [], ls="", marker="*", markersize=12, color="grey", markeredgecolor="black", label="best batch")
+    _model_legend(fig, styles, models, [star, _unstable_handle()])
+    caption = ("Inferences per second (batch × iterations ÷ wall time of the timed loop) as the batch grows, one "
+               "panel per platform/backend; the star marks each curve's best batch size (table below). Where a "
+               "curve stops, the next batch failed or was not run (see the largest batch table).")
+    return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch"]))
+
+
+def _accuracy(points: pd.DataFrame) -> pd.Series:
+    return points["top1"].where(points["top1"].notna(), points["paper_top1"])
+
+
+def accuracy_vs_speed(sel: Selection) -> Figure:
+    """Figure 3: top-1 against inferences/s at batch 1, Pareto front drawn; size FLOPs, colour params."""
+    name, title = "fig3_accuracy_vs_speed", "Figure 3: accuracy against inferences per second (batch 1)"
+    pts = sel.points[sel.points["batch"] == 1].assign(top1_pct=lambda d: _accuracy(d))
+    pts = pts.dropna(subset=["throughput_ips", "top1_pct"])
+    if pts.empty:
+        return _placeholder(name, title, "no successful run at batch 1 with a reference accuracy")
+    pts = pts.assign(params_m=pts["params"] / 1e6, gmacs=pts["macs"] / 1e9)
+    pts["pareto"] = pd.concat([pareto_front(g, "throughput_ips", "top1_pct") for _, g in pts.groupby("label")])
+    data = pts[["label", "model", "throughput_ips", "latency_median_ms", "top1_pct", "gmacs", "params_m", "pareto",
+                "unstable", "host_busy", "runs"]]
+    labels = sorted(data["label"].unique())
+    lo, hi = data["gmacs"].min(), data["gmacs"].max()
+
+    def size(gmacs):  # marker area grows with log FLOPs: 20x apart is still readable
+        span = np.log10(hi / lo) if hi > lo else 1.0
+        return 25 + 300 * np.log10(np.asarray(gmacs) / lo) / span
+
+    norm = LogNorm(vmin=data["params_m"].min() * 0.9, vmax=data["params_m"].max() * 1.1)
+    fig, axes = _panels(labels, legend_w=1.6)
+    for ax, label in zip(axes, labels):
+        panel = data[data["label"] == label]
+        scatter = ax.scatter(panel["throughput_ips"], panel["top1_pct"], s=size(panel["gmacs"]), c=panel["params_m"],
+                             cmap="viridis", norm=norm, edgecolors="black", linewidths=0.5, alpha=0.85, zorder=3)
+        front = panel[panel["pareto"]].sort_values("throughput_ips")
+        ax.plot(front["throughput_ips"], front["top1_pct"], "--", color="crimson", lw=1.2, zorder=2)
+        for _, row in panel.iterrows():
+            on = bool(row["pareto"])
+            ax.annotate(row["model"], (row["throughput_ips"], row["top1_pct"]), xytext=(4, 4), textcoords="offset points",
+                        fontsize=7, color="crimson" if on else "dimgray", fontweight="bold" if on else "normal")
+        ax.set_xscale("log")
+        ax.margins(x=0.15, y=0.12)
+        ax.set_xlabel("inferences per second (batch 1)")
+        ax.set_ylabel("top-1 accuracy (%)")
+    bar = fig.colorbar(scatter, ax=axes, label="parameters (M)", shrink=0.8)
+    bar.ax.yaxis.set_major_formatter(ScalarFormatter())
+    bar.ax.yaxis.set_minor_formatter(NullFormatter())
+    marks = sorted({float(f"{v:.2g}") for v in (lo, np.sqrt(lo * hi), hi)})
+    sizes = [Line2D([], [], ls="", marker="o", markersize=np.sqrt(size(v)), markerfacecolor="lightgrey",
+                    markeredgecolor="black", label=f"{v:g} GMACs") for v in marks]
+    front_handle = Line2D([], [], ls="--", color="crimson", label="Pareto front")
+    fig.legend(handles=sizes + [front_handle], loc="outside right lower", fontsize=8, frameon=False, labelspacing=1.3)
+    caption = ("Reference ImageNet top-1 accuracy (the published one: embench times networks with random weights) "
+               "against inferences per second at batch 1, one panel per platform/backend. Marker size: FLOPs "
+               "(multiply-accumulates, log scale); colour: parameters. The dashed line joins the Pareto front "
+               "(no other network is both faster and more accurate); its members are named in red and listed below.")
+    return Figure(name, title, caption, fig, data.sort_values(["label", "throughput_ips"], ascending=[True, False]))
+
+
+def layer_time(sel: Selection) -> Figure:
+    """Figure 4: share of profiled time per layer category, stacked bars per model and platform."""
+    name, title = "fig4_layer_time", "Figure 4: share of time per layer category"
+    data = profiled_points(sel)
+    if data.empty:
+        return _placeholder(name, title, "no profiled run (the profile is on when protocol.profile_iterations > 0)")
+    categories = sel.categories
+    colours = dict(zip(categories, plt.get_cmap("tab10").colors))
+    labels = sorted(data["label"].unique())
+    models = model_order(sel.runs)
+    n_rows = max(data.groupby("label").size())
+    fig, axes = _panels(labels, width=5.4, height=0.9 + 0.34 * n_rows, legend_w=1.8)
+    for ax, label in zip(axes, labels):
+        panel = data[data["label"] == label].set_index("model").reindex([m for m in models if m in set(data["model"])])
+        panel = panel.dropna(subset=["latency_median_ms"])[::-1]  # first model on top
+        left = np.zeros(len(panel))
+        for category in categories:
+            share = panel[f"pct_{category}"].fillna(0).to_numpy()
+            ax.barh(panel.index, share, left=left, color=colours[category], label=category, height=0.7)
+            left += share
+        for y, (_, row) in enumerate(panel.iterrows()):
+            ax.text(101, y, f"{row['profile_coverage']:.0%} of {row['latency_median_ms']:.3g} ms", va="center", fontsize=7)
+        ax.set_xlim(0, 135)
+        ax.set_xticks(range(0, 101, 25))
+        ax.grid(False)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.set_xlabel("share of profiled op self-time (%)")
+    handles = [matplotlib.patches.Patch(color=colours[c], label=c) for c in categories]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
+    caption = ("Share of the profiled op self-time spent in each layer category (torch.profiler pass after timing), "
+               "at batch 1 where it was profiled, else the smallest profiled batch. Right of each bar: how much of "
+               "the end-to-end median latency the summed op times account for (profile coverage); the rest is "
+               "framework overhead between ops (profiler overhead can push it above 100%).")
+    return Figure(name, title, caption, fig, data)
+
+
+def achieved_gflops(sel: Selection) -> Figure:
+    """How well each network uses the device: achieved GFLOP/s against batch size, with the peak where known."""
+    name, title = "fig5_achieved_gflops", "Figure 5: achieved GFLOP/s against batch size"
+    pts = sel.points.dropna(subset=["achieved_gflops"])
+    if pts.empty:
+        return _placeholder(name, title, "no successful run with achieved GFLOP/s")
+    data = pts[["label", "model", "batch", "achieved_gflops", "peak_gflops"]].copy()
+    data["pct_of_peak"] = 100 * data["achieved_gflops"] / data["peak_gflops"]
+    (models, styles), labels = _styled(sel, data["model"]), sorted(data["label"].unique())
+    fig, axes = _panels(labels)
+    for ax, label in zip(axes, labels):
+        panel = data[data["label"] == label]
+        for model in models:
+            curve = panel[panel["model"] == model].sort_values("batch")
+            if not curve.empty:
+                ax.plot(curve["batch"], curve["achieved_gflops"], lw=1, ms=4, **styles[model])
+        peak = panel["peak_gflops"].dropna()
+        if not peak.empty:
+            ax.axhline(peak.iloc[-1], ls="--", color="black", lw=1)
+            ax.annotate(f"peak {peak.iloc[-1]:.4g} GFLOP/s", (0.02, peak.iloc[-1]), xycoords=("axes fraction", "data"),
+                        xytext=(0, 3), textcoords="offset points", fontsize=7)
+        _batch_axis(ax, panel["batch"])
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("achieved GFLOP/s (FLOPs × batch ÷ median)")
+    _model_legend(fig, styles, models)
+    caption = ("Achieved GFLOP/s (FLOPs per inference × batch ÷ median latency) as the batch grows: how much of "
+               "the device each network keeps busy. The dashed line is the platform's peak FP32 GFLOP/s where "
+               "the platform config or the run reports one (pct_of_peak in the CSV).")
+    return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch"]))
+
+
+FIGURES = (runtime_vs_flops, throughput_vs_batch, accuracy_vs_speed, layer_time, achieved_gflops)
+
+
+def all_figures(sel: Selection) -> list[Figure]:
+    return [make(sel) for make in FIGURES]

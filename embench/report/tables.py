@@ -1,0 +1,188 @@
+"""The report's tables: Table 1, platforms, best and largest batches, speed-ups, Pareto fronts, failures."""
+
+from itertools import combinations
+
+import pandas as pd
+from scipy.stats import gmean
+
+from embench.report.load import Selection
+
+ERROR_CHARS = 160
+
+
+def pareto_front(points: pd.DataFrame, speed: str, accuracy: str) -> pd.Series:
+    """True for the points no other point beats on both speed and accuracy (both maximised)."""
+    on_front = pd.Series(False, index=points.index)
+    best = float("-inf")
+    for index, row in points.sort_values([speed, accuracy], ascending=False).iterrows():
+        if row[accuracy] > best:  # faster points seen so far are all less accurate
+            on_front[index] = True
+            best = row[accuracy]
+    return on_front
+
+
+def profiled_points(sel: Selection) -> pd.DataFrame:
+    """Per platform and model, the profiled point at batch 1, else at the smallest profiled batch."""
+    pct = [f"profile_pct_{c}" for c in sel.categories]
+    if not pct:
+        return pd.DataFrame()
+    pts = sel.points.dropna(subset=pct, how="all").sort_values("batch")
+    pts = pts.groupby(["label", "model"]).head(1)
+    columns = ["label", "model", "batch", *pct, "profile_total_ms", "profile_wall_ms", "latency_median_ms",
+               "profile_coverage", "runs"]
+    pts = pts.reindex(columns=columns)
+    return pts.rename(columns={c: "pct_" + c[len("profile_pct_"):] for c in pct}).sort_values(["label", "model"])
+
+
+def table1(sel: Selection) -> pd.DataFrame:
+    """The paper's Table 1 from the measurements: computed complexity next to the published figures."""
+    runs = sel.runs.dropna(subset=["macs"]).sort_values("start_time").groupby("model").tail(1)
+    table = pd.DataFrame({
+        "model": runs["model"],
+        "year": runs["year"].astype("Int64"),
+        "input": runs["input_size"].astype("Int64"),
+        "MACs (M)": runs["macs"] / 1e6,
+        "FLOPs (M)": runs["flops"] / 1e6,
+        "paper FLOPs (M) [MACs]": runs["paper_macs_m"],
+        "MACs / paper": runs["macs"] / 1e6 / runs["paper_macs_m"],
+        "params (M)": runs["params"] / 1e6,
+        "paper params (M)": runs["paper_params_m"],
+        "params / paper": runs["params"] / 1e6 / runs["paper_params_m"],
+        "top-1 (%)": runs["top1"],
+        "paper top-1": runs["paper_top1"],
+        "top-5 (%)": runs["top5"],
+        "paper top-5": runs["paper_top5"],
+        "accuracy source": runs["accuracy_source"],
+    })
+    return table.sort_values(["year", "model"]).reset_index(drop=True)
+
+
+def platforms(sel: Selection) -> pd.DataFrame:
+    """The paper's Table 2 for the platforms measured: what each label ran on."""
+    runs = sel.runs.sort_values("start_time")
+    grouped = runs.groupby("label")
+    table = grouped[["platform", "backend", "device_type", "device_name", "cpu_model", "cpu_physical_cores",
+                     "cpu_logical_cores", "threads", "memory_gb", "tdp_w", "peak_gflops", "torch_version",
+                     "host_name"]].last()
+    table["runs"] = grouped.size()
+    table["ok"] = grouped["status"].apply(lambda s: int(s.eq("ok").sum()))
+    table["embench commits"] = grouped["git_commit"].apply(lambda s: ", ".join(sorted(s.dropna().str[:8].unique())))
+    return table.reset_index().dropna(axis=1, how="all")
+
+
+def best_batch(sel: Selection) -> pd.DataFrame:
+    """Per platform and model: the batch with the most inferences/s, and the gain over batch 1."""
+    pts = sel.points.dropna(subset=["throughput_ips"])
+    if pts.empty:
+        return pd.DataFrame(columns=["label", "model", "best batch", "inferences/s", "at batch 1", "gain"])
+    best = pts.loc[pts.groupby(["label", "model"])["throughput_ips"].idxmax()]
+    at_one = pts[pts["batch"] == 1].set_index(["label", "model"])["throughput_ips"]
+    table = best[["label", "model", "batch", "throughput_ips"]].set_index(["label", "model"])
+    table["at batch 1"] = at_one
+    table["gain"] = table["throughput_ips"] / table["at batch 1"]
+    table = table.rename(columns={"batch": "best batch", "throughput_ips": "inferences/s"}).reset_index()
+    return table.sort_values(["label", "model"]).reset_index(drop=True)
+
+
+def max_batch(sel: Selection) -> pd.DataFrame:
+    """Per platform and model: the largest batch that ran, and the smallest that failed (oom, ...)."""
+    runs = sel.runs.dropna(subset=["batch"])
+    rows = []
+    for (label, model), group in runs.groupby(["label", "model"]):
+        ok = group[group["status"] == "ok"]
+        failed = group[group["status"] != "ok"].sort_values("batch")
+        first_failed = failed.iloc[0] if len(failed) else None
+        rows.append({
+            "label": label,
+            "model": model,
+            "batches tried": ", ".join(map(str, sorted(group["batch"].unique()))),
+            "largest batch that ran": ok["batch"].max() if len(ok) else pd.NA,
+            "smallest failed batch": first_failed["batch"] if first_failed is not None else pd.NA,
+            "failure": first_failed["status"] if first_failed is not None else "",
+        })
+    return pd.DataFrame(rows, columns=["label", "model", "batches tried", "largest batch that ran",
+                                       "smallest failed batch", "failure"])
+
+
+def _efficiency(points: pd.DataFrame) -> pd.Series:
+    """Inferences per joule: measured where the run has it, else inferences/s over the platform's TDP."""
+    per_tdp = points["throughput_ips"] / points["tdp_w"]
+    if "inferences_per_joule" in points:
+        return points["inferences_per_joule"].where(points["inferences_per_joule"].notna(), per_tdp)
+    return per_tdp
+
+
+def speedups(sel: Selection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Speed-ups between every two platforms/backends over the models and batches both measured.
+
+    detail: one row per (pair, model, batch); summary: per pair and scope (batch 1, every common
+    batch, each side's best batch per model) the range and geometric mean, as the paper's
+    "7x-50x, 15x on average". In each pair the faster side (by geometric mean) is named first.
+    """
+    pts = sel.points.dropna(subset=["throughput_ips"]).assign(efficiency=lambda d: _efficiency(d))
+    labels = sorted(pts["label"].unique())
+    ips = pts.pivot_table(index=["model", "batch"], columns="label", values="throughput_ips")
+    eff = pts.pivot_table(index=["model", "batch"], columns="label", values="efficiency")
+    best = pts.groupby(["label", "model"])["throughput_ips"].max().unstack("label")
+    detail, summary = [], []
+    for a, b in combinations(labels, 2):
+        common = ips[[a, b]].dropna()
+        if common.empty:
+            continue
+        if gmean(common[b] / common[a]) < 1:
+            a, b = b, a
+        for (model, batch), row in common.iterrows():
+            detail.append({"faster": b, "baseline": a, "model": model, "batch": batch, "faster inferences/s": row[b],
+                           "baseline inferences/s": row[a], "speed-up": row[b] / row[a]})
+        tops = best[[a, b]].dropna().assign(batch="best")
+        for scope, frame in (("batch 1", common[common.index.get_level_values("batch") == 1]),
+                             ("every common batch", common), ("best batch of each", tops)):
+            if frame.empty:
+                continue
+            ratio = frame[b] / frame[a]
+            model_of = ratio.index.get_level_values("model") if isinstance(ratio.index, pd.MultiIndex) else ratio.index
+            row = {"faster": b, "baseline": a, "scope": scope, "models": len(set(model_of)), "points": len(ratio),
+                   "min ×": ratio.min(), "geomean ×": gmean(ratio), "max ×": ratio.max(),
+                   "least gain": model_of[ratio.argmin()], "most gain": model_of[ratio.argmax()]}
+            if scope != "best batch of each":
+                e = eff.reindex(frame.index)[[a, b]].dropna()
+                if not e.empty:
+                    row["efficiency geomean ×"] = gmean(e[b] / e[a])
+            summary.append(row)
+    detail_cols = ["faster", "baseline", "model", "batch", "faster inferences/s", "baseline inferences/s", "speed-up"]
+    summary_cols = ["faster", "baseline", "scope", "models", "points", "min ×", "geomean ×", "max ×", "least gain",
+                    "most gain"]
+    summary_frame = pd.DataFrame(summary)
+    return pd.DataFrame(detail, columns=detail_cols), summary_frame.reindex(
+        columns=summary_cols + [c for c in summary_frame.columns if c not in summary_cols])
+
+
+def pareto_members(fig3_data: pd.DataFrame) -> pd.DataFrame:
+    """Per platform/backend, the Pareto-optimal networks of Figure 3, fastest first."""
+    if "pareto" not in fig3_data:
+        return pd.DataFrame(columns=["label", "Pareto front (fastest first)"])
+    front = fig3_data[fig3_data["pareto"]].sort_values(["label", "throughput_ips"], ascending=[True, False])
+    return (front.groupby("label")["model"].apply(lambda models: ", ".join(models))
+            .rename("Pareto front (fastest first)").reset_index())
+
+
+def flagged_runs(sel: Selection) -> pd.DataFrame:
+    """Every selected run that failed, was unstable or ran on a busy host, and whether the figures use it."""
+    runs = sel.runs
+    bad = runs[(runs["status"] != "ok") | runs["unstable"] | runs["host_busy"] | runs["batch"].isna()]
+    used = set(sel.points["run_id"]) if sel.aggregate == "latest" else set(runs.loc[runs["status"] == "ok", "run_id"])
+    table = pd.DataFrame({
+        "start": bad["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+        "label": bad["label"],
+        "model": bad["model"],
+        "batch": bad["batch"],
+        "status": bad["status"],
+        "unstable": bad["unstable"],
+        "host busy": bad["host_busy"],
+        "CV": bad["latency_cv"] if "latency_cv" in bad else pd.NA,
+        "other CPU cores": bad["host_other_cpu_cores"] if "host_other_cpu_cores" in bad else pd.NA,
+        "in figures": bad["run_id"].isin(used),
+        "error": bad["error"].fillna("").astype(str).str.slice(0, ERROR_CHARS),
+        "run_id": bad["run_id"],
+    })
+    return table.sort_values(["status", "label", "model", "batch"]).reset_index(drop=True)

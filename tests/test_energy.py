@@ -1,0 +1,39 @@
+"""RAPL powercap reading, on a sysfs tree laid out as Linux does (this VM exposes none)."""
+
+from pathlib import Path
+
+import pytest
+
+from embench.energy import rapl_counters, rapl_joules
+
+
+def domain(root: Path, name: str, energy_uj: int, max_uj: int = 262143328850) -> Path:
+    path = root / name
+    path.mkdir(parents=True)
+    (path / "energy_uj").write_text(f"{energy_uj}\n")
+    (path / "max_energy_range_uj").write_text(f"{max_uj}\n")
+    return path
+
+
+def test_packages_are_summed_and_subdomains_skipped(tmp_path):
+    package0 = domain(tmp_path, "intel-rapl:0", 1_000_000)
+    domain(tmp_path, "intel-rapl:0:0", 500_000)  # core sub-domain: already inside package 0
+    package1 = domain(tmp_path, "intel-rapl:1", 2_000_000)
+    before = rapl_counters(tmp_path)
+    assert set(before) == {package0, package1}
+    (package0 / "energy_uj").write_text("3000000\n")
+    (package1 / "energy_uj").write_text("2500000\n")
+    assert rapl_joules(before) == pytest.approx(2.0 + 0.5)
+
+
+def test_counter_wrap_around(tmp_path):
+    package = domain(tmp_path, "intel-rapl:0", 999_000_000, max_uj=1_000_000_000)
+    before = rapl_counters(tmp_path)
+    (package / "energy_uj").write_text("1000000\n")  # wrapped past the maximum
+    assert rapl_joules(before) == pytest.approx(2.0)
+
+
+def test_unreadable_counters_are_ignored(tmp_path):
+    package = domain(tmp_path, "intel-rapl:0", 5)
+    (package / "energy_uj").write_text("")  # as when a non-root user may not read it
+    assert rapl_counters(tmp_path) == {}

@@ -1,0 +1,81 @@
+"""The paper's platforms on a host that has none of them; fallback; specs."""
+
+import json
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import CONF
+from test_cli import assert_one_line_error
+
+QUICK = ("protocol=quick", "model=squeezenet1_1")
+PAPER_PLATFORMS = {
+    "xeon4116": "an Intel Xeon Silver 4116 CPU",
+    "rtx2080ti": "an NVIDIA GeForce RTX 2080 Ti GPU",
+    "kryo385": "a Qualcomm Kryo 385 CPU",
+    "ncs2": "an Intel Neural Compute Stick 2",
+    "xavier": "an NVIDIA Jetson AGX Xavier",
+    "npu": "an Intel NPU",
+}
+
+
+@pytest.mark.parametrize("name", ["xeon4116", "rtx2080ti", "kryo385", "ncs2", "xavier"])
+def test_paper_platforms_carry_table_2(name):
+    specs = OmegaConf.load(CONF / "platform" / f"{name}.yaml").specs
+    for key in ("cores", "clock_ghz", "memory_gb", "process_nm", "tdp_w", "peak_fp32_gflops", "memory_bandwidth_gbs"):
+        assert key in specs
+    assert specs.tdp_w == {"xeon4116": 85, "rtx2080ti": 250, "kryo385": 5, "ncs2": 1, "xavier": 30}[name]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this host has a GPU")
+@pytest.mark.parametrize("name", sorted(PAPER_PLATFORMS))
+def test_absent_paper_platform_fails_in_one_line(run_cli, name):
+    result = run_cli(f"platform={name}", *QUICK)
+    assert_one_line_error(result, f"platform={name} needs {PAPER_PLATFORMS[name]}", "this host lacks", "it has:", "platform.strict=false")
+    assert result.returncode == 2
+
+
+def test_ncs2_explains_that_openvino_dropped_myriad(run_cli):
+    result = run_cli("platform=ncs2", *QUICK)
+    assert_one_line_error(result, "MYRIAD", "2022.3", "platform=npu")
+
+
+def test_non_strict_paper_platform_runs_here_without_borrowing_its_specs(run_cli, tmp_path):
+    result = run_cli("platform=xeon4116", "platform.strict=false", "platform.threads=1", *QUICK)
+    assert result.returncode == 0, result.output
+    [path] = tmp_path.glob("outputs/runs/*/result.json")
+    record = json.loads(path.read_text())
+    assert record["params"]["platform"] == "xeon4116"
+    assert record["tags"]["device.type"] == "cpu" and "xeon4116 absent" in record["tags"]["device.fallback"]
+    assert record["tags"]["peak_source"].startswith("measured")  # not the Xeon's 806.4 GFLOP/s
+    assert record["tags"]["energy_source"] == "none"  # nor its 85 W TDP
+    assert record["tags"]["threads"] == "1"
+
+
+def test_backend_that_cannot_run_on_the_platform_device(run_cli, tmp_path):
+    result = run_cli("platform.device=openvino", "+platform.openvino_device=CPU", "backend=torch", *QUICK)
+    assert_one_line_error(result, "backend=torch cannot run on platform=cpu", "openvino device", "cpu or cuda")
+    assert result.returncode == 2
+
+
+def test_tdp_gives_an_energy_estimate(run_cli, tmp_path):
+    result = run_cli("platform.specs.tdp_w=65", *QUICK)
+    assert result.returncode == 0, result.output
+    [path] = tmp_path.glob("outputs/runs/*/result.json")
+    record = json.loads(path.read_text())
+    metrics = record["metrics"]
+    assert record["tags"]["energy_source"] == "estimate: platform TDP x time"
+    inferences = metrics["iterations"]  # batch 1, one inference per step
+    assert metrics["energy_per_inference_mj"] == pytest.approx(1e3 * 65 * metrics["measure_s"] / inferences, rel=0.05)
+    assert metrics["inferences_per_joule"] == pytest.approx(1e3 / metrics["energy_per_inference_mj"])
+    assert metrics["power_w"] == pytest.approx(65, rel=0.05)
+
+
+def test_efficiency_against_a_measured_and_cached_peak(run_cli, tmp_path):
+    result = run_cli(*QUICK)
+    assert result.returncode == 0, result.output
+    record = json.loads(next(tmp_path.glob("outputs/runs/*/result.json")).read_text())
+    metrics = record["metrics"]
+    assert metrics["efficiency"] == pytest.approx(metrics["achieved_gflops"] / metrics["peak_gflops"])
+    assert metrics["peak_gflops"] > 1

@@ -1,0 +1,257 @@
+"""embench.report on runs made by a real sweep: every figure and table, report.html in headless
+Chromium, the MLflow artifacts, duplicates, filters, and the one-line errors."""
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import cli_env
+
+FIGURES = ("fig1_runtime_vs_flops", "fig2_throughput_vs_batch", "fig3_accuracy_vs_speed", "fig4_layer_time",
+           "fig5_achieved_gflops")
+TABLES = ("platforms", "table1_models", "best_batch", "max_batch", "pareto_front", "speedup_summary", "speedups",
+          "profile_coverage", "failed_unstable_runs", "points", "runs")
+MODELS = {"squeezenet1_1", "shufflenet_v2_x0_5"}
+OOM_BATCH = 1_000_000  # the input alone needs 600 GB: out of memory at once
+
+
+def run(root: Path, module: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=root, env=cli_env(root), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def report_cli(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return run(root, "embench.report", "--experiment", "embench", *args)
+
+
+def one_line_error(proc: subprocess.CompletedProcess, code: int, *needles: str) -> str:
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("embench.report: error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def client(root: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    """One real sweep: two small models at batch 1 and 2 (quick protocol, profiled), plus an oom batch."""
+    root = tmp_path_factory.mktemp("report_store")
+    sweep = run(root, "embench", "-m", f"model={','.join(sorted(MODELS))}", f"batch=1,2,{OOM_BATCH}", "protocol=quick")
+    assert sweep.returncode == 1, sweep.stdout + sweep.stderr  # the oom jobs fail the sweep; the rest is measured
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(store) -> tuple[Path, subprocess.CompletedProcess]:
+    proc = report_cli(store, "--output", "report")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return store / "report", proc
+
+
+@pytest.fixture(scope="module")
+def mixed(store, report) -> Path:
+    """A second sweep: squeezenet1_1 at batch 1 again on cpu (a duplicate), and on `cuda` falling back to the CPU
+    (a second platform label); then a report over both sweeps."""
+    sweep = run(store, "embench", "-m", "platform=cpu,cuda", "platform.strict=false", "model=squeezenet1_1", "batch=1",
+                "protocol=quick")
+    assert sweep.returncode == 0, sweep.stdout + sweep.stderr
+    proc = report_cli(store, "--output", "report_all")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "a report run of its own" in proc.stdout
+    return store / "report_all"
+
+
+def csv(folder: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(folder / f"{name}.csv")
+
+
+def test_every_figure_and_table_is_written(report):
+    folder, proc = report
+    assert f"report: {folder.resolve() / 'report.html'}" in proc.stdout
+    for name in FIGURES:
+        png, svg = folder / f"{name}.png", folder / f"{name}.svg"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 15_000, name
+        assert "<svg" in svg.read_text()[:2000] and svg.stat().st_size > 15_000, name
+        assert len(csv(folder, name)) >= 2, name  # real data, not a placeholder's note
+    for name in TABLES:
+        assert (folder / f"{name}.csv").stat().st_size > 0, name
+    points = csv(folder, "points")
+    assert set(zip(points["model"], points["batch"])) == {(m, b) for m in MODELS for b in (1, 2)}
+    assert (points["runs"] == 1).all()
+
+
+def test_figure_data(report):
+    folder, _ = report
+    fig1 = csv(folder, "fig1_runtime_vs_flops")
+    assert (fig1["gflops_per_call"] == fig1["flops"] * fig1["batch"] / 1e9).all()
+    fig2 = csv(folder, "fig2_throughput_vs_batch")
+    best = fig2.loc[fig2.groupby("model")["throughput_ips"].idxmax()]
+    assert set(zip(best["model"], best["batch"])) == set(zip(*[fig2.loc[fig2["best_batch"], c] for c in ("model", "batch")]))
+    fig4 = csv(folder, "fig4_layer_time")
+    assert set(fig4["model"]) == MODELS and (fig4["batch"] == 1).all()
+    shares = fig4.filter(like="pct_").sum(axis=1)
+    assert shares.between(99.9, 100.1).all() and (fig4["profile_coverage"] > 0).all()
+    assert (fig4["pct_convolution"] > 20).all()  # these are convolutional networks
+
+
+def test_pareto_front_is_the_non_dominated_set(report):
+    folder, _ = report
+    fig3 = csv(folder, "fig3_accuracy_vs_speed")
+    assert set(fig3["model"]) == MODELS and fig3["top1_pct"].between(50, 80).all()
+    for _, row in fig3.iterrows():
+        others = fig3[fig3["model"] != row["model"]]
+        dominated = ((others["throughput_ips"] >= row["throughput_ips"]) & (others["top1_pct"] >= row["top1_pct"])).any()
+        assert row["pareto"] == (not dominated), row["model"]
+    members = csv(folder, "pareto_front").iloc[0]["Pareto front (fastest first)"].split(", ")
+    assert set(members) == set(fig3.loc[fig3["pareto"], "model"])
+
+
+def test_failed_runs_are_listed_and_the_largest_batch_is_found(report):
+    folder, _ = report
+    failed = csv(folder, "failed_unstable_runs")
+    oom = failed[failed["status"] == "oom"]
+    assert set(oom["model"]) == MODELS and (oom["batch"] == OOM_BATCH).all() and not oom["in figures"].any()
+    assert oom["error"].str.contains("memory").all()
+    largest = csv(folder, "max_batch").set_index("model")
+    assert (largest.loc[list(MODELS), "largest batch that ran"] == 2).all()
+    assert (largest.loc[list(MODELS), "smallest failed batch"] == OOM_BATCH).all()
+    assert (largest.loc[list(MODELS), "failure"] == "oom").all()
+
+
+def test_table1_and_single_platform_tables(report):
+    folder, _ = report
+    table1 = csv(folder, "table1_models").set_index("model")
+    assert set(table1.index) == MODELS
+    assert table1.loc["squeezenet1_1", "paper FLOPs (M) [MACs]"] == pytest.approx(377.80)
+    assert (table1["MACs / paper"] == pytest.approx(table1["MACs (M)"] / table1["paper FLOPs (M) [MACs]"])).all()
+    assert table1["params / paper"].between(0.99, 1.01).all()
+    assert (table1["FLOPs (M)"] == pytest.approx(2 * table1["MACs (M)"])).all()
+    platforms = csv(folder, "platforms")
+    assert list(platforms["label"]) == ["cpu/torch"] and platforms.loc[0, "runs"] == 6
+    assert csv(folder, "speedup_summary").empty  # one platform: nothing to compare, and the page says so
+    assert "nothing to compare" in (folder / "report.html").read_text()
+
+
+def test_report_html_embeds_every_figure_and_table(report):
+    folder, _ = report
+    page = (folder / "report.html").read_text()
+    assert page.count("<img src='data:image/png;base64,") == len(FIGURES)
+    assert "src='http" not in page and "<script" not in page  # self-contained
+    for title in ("Figure 1", "Figure 2", "Figure 3", "Figure 4", "Table 1", "Pareto", "Speed-ups",
+                  "Largest batch", "Failed and unstable runs", "profile accounts for"):
+        assert title in page, title
+    assert "latest: the most recent successful run" in page and "0 duplicate run(s) folded" in page
+
+
+def test_report_is_logged_to_the_sweeps_parent_run(report, store):
+    _, proc = report
+    mlflow = client(store)
+    experiment = mlflow.get_experiment_by_name("embench")
+    [parent] = [r for r in mlflow.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.run_id in proc.stdout and "the sweep's parent run" in proc.stdout
+    logged = {Path(a.path).name for a in mlflow.list_artifacts(parent.info.run_id, "report")}
+    assert {"report.html", "table1_models.csv"} <= logged
+    assert {f"{name}.{ext}" for name in FIGURES for ext in ("png", "svg", "csv")} <= logged
+
+
+def _render(page: Path, tmp_path: Path) -> str:
+    """Loads a copy of the page in headless Chromium with a check that every image decoded; returns the DOM."""
+    probe = tmp_path / "probe.html"
+    script = ("<script>window.addEventListener('load', () => { const imgs = [...document.images];"
+              "const ok = imgs.filter(i => i.complete && i.naturalWidth > 0).length;"
+              "const d = document.createElement('div'); d.id = 'probe';"
+              "d.textContent = 'images ' + ok + '/' + imgs.length; document.body.appendChild(d); });</script>")
+    probe.write_text(page.read_text().replace("</body>", script + "</body>"))
+    shot = tmp_path / "page.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=5000"]
+    dom = subprocess.run(["chromium", *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=90)
+    subprocess.run(["chromium", *flags, "--window-size=1400,2400", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=90)
+    assert shot.stat().st_size > 50_000  # a page with figures, not a blank one
+    return dom.stdout
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed (.ci/run installs Debian's)")
+def test_report_renders_in_headless_chromium_with_all_images(report, tmp_path):
+    folder, _ = report
+    dom = _render(folder / "report.html", tmp_path)
+    assert f"images {len(FIGURES)}/{len(FIGURES)}" in dom, dom[-500:]
+    assert "Table 1: networks" in dom and "squeezenet1_1" in dom
+
+
+def test_two_sweeps_fold_duplicates_compare_platforms_and_log_a_report_run(mixed, store):
+    points = csv(mixed, "points")
+    assert set(points["label"]) == {"cpu/torch", "cuda/torch (ran on cpu)"}
+    squeeze = points[(points["model"] == "squeezenet1_1") & (points["batch"] == 1) & (points["label"] == "cpu/torch")]
+    assert squeeze["runs"].tolist() == [2]
+    page = (mixed / "report.html").read_text()
+    assert "1 duplicate run(s) folded" in page
+    speedups = csv(mixed, "speedups")
+    assert len(speedups) == 1 and speedups.loc[0, "model"] == "squeezenet1_1" and speedups.loc[0, "speed-up"] >= 1
+    summary = csv(mixed, "speedup_summary")
+    assert set(summary["scope"]) == {"batch 1", "every common batch", "best batch of each"}
+    assert (summary["geomean ×"] >= 1).all()
+    mlflow = client(store)
+    experiment = mlflow.get_experiment_by_name("embench")
+    reports = mlflow.search_runs([experiment.experiment_id], filter_string="tags.`embench.report` = 'true'")
+    assert len(reports) == 1 and reports[0].info.status == "FINISHED"
+    assert "report/report.html" in {a.path for a in mlflow.list_artifacts(reports[0].info.run_id, "report")}
+
+
+def test_median_aggregate_and_filters(mixed, store):
+    proc = report_cli(store, "--output", "median", "--aggregate", "median", "--model", "squeezenet1_1",
+                      "--batch", "1,2", "--platform", "cpu", "--tag", "status=ok", "--no-log-to-mlflow")
+    assert proc.returncode == 0, proc.stderr
+    assert "logged to MLflow" not in proc.stdout
+    runs, points = csv(store / "median", "runs"), csv(store / "median", "points")
+    assert set(runs["model"]) == {"squeezenet1_1"} and set(runs["platform"]) == {"cpu"} and (runs["status"] == "ok").all()
+    assert set(runs["batch"]) == {1, 2}
+    both = runs[runs["batch"] == 1]["latency_median_ms"]
+    assert len(both) == 2  # the earlier report run of its own is not read as data
+    point = points[points["batch"] == 1].iloc[0]
+    assert point["latency_median_ms"] == pytest.approx(both.median()) and point["runs"] == 2
+    page = (store / "median" / "report.html").read_text()
+    assert "median: the median of each metric" in page and "model=squeezenet1_1" in page
+    assert "1 report runs" in page
+
+
+def test_missing_or_empty_experiment_is_one_clear_line(store, tmp_path):
+    one_line_error(report_cli(store, "--experiment", "nosuch", "--output", "x"), 2, "'nosuch'", "mlflow.db", "embench")
+    one_line_error(report_cli(store, "--model", "vgg16", "--output", "x"), 2, "no run", "squeezenet1_1")
+    client(tmp_path).create_experiment("empty")
+    one_line_error(run(tmp_path, "embench.report", "--experiment", "empty"), 2, "'empty'", "no runs")
+    missing = tmp_path / "elsewhere" / "mlflow.db"
+    one_line_error(run(tmp_path, "embench.report", "--tracking-uri", f"sqlite:///{missing}"), 2, str(missing))
+    assert not missing.exists()
+    assert not (store / "x").exists() and not (tmp_path / "report").exists()
+
+
+def test_unreachable_server_is_one_line_exit_3(tmp_path):
+    started = time.monotonic()
+    one_line_error(run(tmp_path, "embench.report", "--tracking-uri", "http://127.0.0.1:9", "--experiment", "e"), 3,
+                   "could not reach MLflow", "127.0.0.1:9")
+    assert time.monotonic() - started < 30
+
+
+def test_help_is_fast_and_documents_the_filters(tmp_path):
+    started = time.monotonic()
+    proc = run(tmp_path, "embench.report", "--help")
+    assert proc.returncode == 0 and time.monotonic() - started < 5
+    for option in ("--experiment", "--output", "--tracking-uri", "--model", "--platform", "--backend", "--batch",
+                   "--tag", "--aggregate", "--no-log-to-mlflow", "exit codes"):
+        assert option in proc.stdout, option
