@@ -44,6 +44,19 @@ def _measure(cfg: DictConfig, result: RunResult, out_dir: Path) -> int:
         result.finish(status, f"{type(err).__name__}: {' '.join(str(err).split())[:500]}")
         outcome.say_error(f"{result.point()}: {status}: {result.error} (traceback in {where})")
         return 1
+    finally:
+        _release_memory()
+
+
+def _release_memory() -> None:
+    """Frees what a run left behind (after an out-of-memory above all) before the sweep's next job."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def _track(cfg: DictConfig, result: RunResult, out_dir: Path) -> int:

@@ -11,12 +11,32 @@ pytestmark = [
 ]
 
 
-def test_cuda_sweep_measures_on_the_gpu(run_cli, tmp_path):
-    result = run_cli("-m", "platform=cuda", "model=resnet18", "batch=1,8", "protocol=quick")
-    assert result.returncode == 0, result.output
-    records = [json.loads(p.read_text()) for p in tmp_path.glob("outputs/**/result.json")]
-    assert len(records) == 2
-    for record in records:
-        assert record["tags"]["device.type"] == "cuda"
-        assert record["tags"]["device.name"] == torch.cuda.get_device_name(0)
+def records(tmp_path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/**/result.json"))]
+
+
+def test_cuda_sweep_ends_in_out_of_memory_and_goes_on(run_cli, tmp_path):
+    """Growing batches until the GPU runs out: the largest ones are recorded as oom, not a crash."""
+    too_big = 16384  # vgg16's first convolution alone outputs 210 GB at this batch
+    result = run_cli("-m", "platform=cuda", "model=vgg16", f"batch=1,8,{too_big}", "protocol=quick")
+    assert result.returncode == 1, result.output
+    by_batch = {int(r["params"]["batch"]): r for r in records(tmp_path)}
+    assert by_batch[too_big]["status"] == "oom"
+    for batch in (1, 8):
+        record = by_batch[batch]
+        assert record["status"] == "ok"
+        assert record["tags"]["device.type"] == "cuda" and record["tags"]["device.name"] == torch.cuda.get_device_name(0)
+        assert record["tags"]["gpu.driver"] and record["tags"]["backend.cudnn_benchmark"] == "true"
         assert record["metrics"]["peak_device_memory_mb"] > 0
+        assert record["tags"]["energy_source"] == "nvml energy counter"
+        assert record["metrics"]["energy_per_inference_mj"] > 0
+        assert 0 < record["metrics"]["efficiency"] < 2
+
+
+def test_cuda_graphs_and_compile(run_cli, tmp_path):
+    result = run_cli("-m", "platform=cuda", "model=resnet18", "backend=torch,torch_compile", "backend.runtime.cudnn_benchmark=true", "protocol=quick")
+    assert result.returncode == 0, result.output
+    graphs = run_cli("platform=cuda", "model=resnet18", "backend.runtime.cuda_graphs=true", "protocol=quick")
+    assert graphs.returncode == 0, graphs.output
+    for record in records(tmp_path):
+        assert record["metrics"]["output_max_rel_diff"] < 1e-2
