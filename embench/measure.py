@@ -45,12 +45,12 @@ class Timing:
 
 
 def _warm_up(step: Callable[[], object], sync: Callable[[], None], rule: StopRule) -> tuple[int, int]:
-    """Runs the step until both the warm-up count and duration are reached."""
+    """Runs the step until both the warm-up count and duration are reached, or max_duration_s."""
     clock = time.perf_counter_ns
     start = clock()
-    min_ns = int(rule.warmup_duration_s * _NS)
+    min_ns, max_ns = int(rule.warmup_duration_s * _NS), int(rule.max_duration_s * _NS)
     count = 0
-    while count < rule.warmup_iterations or clock() - start < min_ns:
+    while (count < rule.warmup_iterations or clock() - start < min_ns) and clock() - start < max_ns:
         step()
         sync()
         count += 1

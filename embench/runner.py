@@ -76,17 +76,24 @@ def run(cfg: DictConfig, result: RunResult) -> None:
 
     log.info("building %s", cfg.model.name)
     torch.manual_seed(int(cfg.seed))
-    prepare_start = time.perf_counter()
+    clock = time.perf_counter
+    start = clock()
     model = models.build_model(cfg.model)
     result.metrics.update(models.complexity(model, int(cfg.model.input_size)))
     example = _example_input(batch, int(cfg.model.input_size), int(cfg.seed))
+    result.metrics["build_s"] = clock() - start
     with torch.inference_mode():
+        check_start = clock()
         reference = model.to(device.torch_device)(example.to(device.torch_device)).float().cpu()
+        reference_s = clock() - check_start
         log.info("preparing %s on %s (%s)", cfg.model.name, cfg.backend.name, device.name)
+        prepare_start = clock()
         prepared = backend.prepare(model, example, device, model_id(cfg))
-        result.metrics["prepare_s"] = time.perf_counter() - prepare_start
+        result.metrics["prepare_s"] = result.metrics["build_s"] + clock() - prepare_start
         result.tags.update(prepared.tags)
+        check_start = clock()
         _check_output(prepared, reference, result, cfg.backend.name)
+        result.metrics["check_s"] = reference_s + clock() - check_start
         del reference
 
         rule = StopRule.from_protocol(protocol)
@@ -109,7 +116,9 @@ def run(cfg: DictConfig, result: RunResult) -> None:
             result.metrics["peak_device_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
         if protocol.profile_iterations > 0:
             log.info("profiling %d iteration(s)", protocol.profile_iterations)
+            profile_start = clock()
             result.profile = prepared.profile(int(protocol.profile_iterations))
+            result.metrics["profile_s"] = clock() - profile_start
             result.metrics.update(result.profile.metrics(result.metrics["latency_median_ms"] / prepared.inferences_per_step))
 
 

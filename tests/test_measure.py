@@ -82,3 +82,9 @@ def test_first_inference_is_timed():
     timing = time_loop(step, lambda: None, rule())
     assert timing.first_ns >= 0.02e9
     assert max(timing.latencies_ns) < 0.02e9
+
+
+def test_warmup_is_capped_by_max_duration_too():
+    """A slow network does not spend longer warming up than measuring may take."""
+    timing = time_loop(busy_wait(0.02), lambda: None, rule(warmup_iterations=1000, max_duration_s=0.1, min_iterations=1))
+    assert timing.warmup_ns < 0.15e9 and timing.warmup_iterations < 10

@@ -23,11 +23,12 @@ def _tables(sel: Selection, fig3, fig4) -> dict[str, Table]:
                                           "latency_median_ms", "profile_coverage"])
     made = [
         Table("platforms", "Platforms (the paper's Table 2)",
-              "What each platform/backend label ran on, from the runs' tags and the platform config", tables.platforms(sel)),
+              "What each platform/backend label ran on, from the runs' tags and the platform config", tables.platforms(sel),
+              level=2),
         Table("table1_models", "Table 1: networks, computed against published",
               "Complexity counted from the built networks (MACs = multiply-accumulates, FLOPs = 2 × MACs, per "
               "inference) next to the paper's Table 1, whose \"FLOPs (M)\" column counts MACs; ratios near 1 "
-              "mean the same network; accuracy is the reference ImageNet accuracy", tables.table1(sel)),
+              "mean the same network; accuracy is the reference ImageNet accuracy", tables.table1(sel), level=2),
         Table("best_batch", "Best batch size per network and platform",
               "The batch with the most inferences/s (the stars of Figure 2) and its gain over batch 1", tables.best_batch(sel)),
         Table("max_batch", "Largest batch that ran",
@@ -36,15 +37,15 @@ def _tables(sel: Selection, fig3, fig4) -> dict[str, Table]:
         Table("pareto_front", "Pareto-optimal networks (Figure 3)",
               "Per platform/backend at batch 1: no other network is both faster and more accurate",
               tables.pareto_members(fig3.data)),
-        Table("speedup_summary", "Speed-ups between platforms/backends", speed_note, summary),
+        Table("speedup_summary", "Speed-ups between platforms/backends", speed_note, summary, level=2),
         Table("speedups", "Speed-ups per network and batch", "Every point behind the summary above", detail),
         Table("profile_coverage", "How much of the end-to-end time the profile accounts for",
               "Summed op self-time per inference (profile_total_ms) against the median latency; coverage = their "
               "ratio; profile_wall_ms is the wall time of a profiled inference (profiler overhead included)", coverage),
         Table("failed_unstable_runs", "Failed and unstable runs",
               "Every selected run that failed (status failed, oom, killed, or a run never closed), was tagged "
-              "unstable, or ran on a busy host; none is dropped silently. Failed runs are not in the figures", 
-              tables.flagged_runs(sel)),
+              "unstable, or ran on a busy host; none is dropped silently. Failed runs are not in the figures",
+              tables.flagged_runs(sel), level=2),
     ]
     return {t.name: t for t in made}
 
@@ -62,9 +63,8 @@ def build(sel: Selection, out_dir: Path) -> Path:
     points[[c for c in _POINT_COLUMNS if c in points] + sel.metrics].to_csv(out_dir / "points.csv", index=False)
     sel.runs.to_csv(out_dir / "runs.csv", index=False)
     blocks = [made["platforms"], made["table1_models"], fig1, fig2, made["best_batch"], made["max_batch"], fig3,
-              made["pareto_front"], ("speed-ups", "Speed-ups between platforms and backends"),
-              made["speedup_summary"], made["speedups"], fig4, made["profile_coverage"], fig5,
-              ("failures", "Failed and unstable runs"), made["failed_unstable_runs"]]
+              made["pareto_front"], made["speedup_summary"], made["speedups"], fig4, made["profile_coverage"], fig5,
+              made["failed_unstable_runs"]]
     path = out_dir / REPORT_FILE
     path.write_text(render(sel, blocks, out_dir), encoding="utf-8")
     return path

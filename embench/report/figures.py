@@ -10,13 +10,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.figure import Figure as MplFigure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import LogFormatter, LogLocator, NullFormatter, ScalarFormatter  # noqa: E402
 
 from embench.report.load import Selection  # noqa: E402
 from embench.report.tables import pareto_front, profiled_points  # noqa: E402
 
 PANEL_W, PANEL_H, DPI = 4.6, 3.5, 100
+NAME_ALL = 12  # Figure 3 names every network up to this many per panel, else only the Pareto front
 _MARKERS = "osD^vP*X<>hp8d"
 _UNSTABLE = dict(facecolors="none", edgecolors="red", linewidths=1.2, s=90, zorder=4)
 
@@ -28,7 +31,7 @@ class Figure:
     name: str
     title: str
     caption: str
-    fig: matplotlib.figure.Figure
+    fig: MplFigure
     data: pd.DataFrame
 
     def save(self, out_dir: Path) -> dict[str, Path]:
@@ -58,15 +61,18 @@ def model_styles(models: list[str]) -> dict[str, dict]:
     return {m: {"color": colours[i % len(colours)], "marker": _MARKERS[i % len(_MARKERS)]} for i, m in enumerate(models)}
 
 
-def _panels(labels: list[str], width: float = PANEL_W, height: float = PANEL_H, legend_w: float = 2.2):
+def _panels(labels: list[str], width: float = PANEL_W, height: float = PANEL_H, legend_w: float = 2.2,
+            share: bool = True):
+    """One panel per platform/backend, three to a row; shared axes, so that platforms compare at a glance."""
     ncols = min(len(labels), 3)
     nrows = -(-len(labels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols + legend_w, height * nrows), squeeze=False,
-                             layout="constrained")
+                             layout="constrained", sharex=share, sharey=share)
     flat = list(axes.flat)
     for ax in flat[len(labels):]:
         ax.set_visible(False)
     for ax, label in zip(flat, labels):
+        ax.xaxis.set_tick_params(labelbottom=True)  # a panel with none below it keeps its own tick labels
         ax.set_title(label, fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
     return fig, flat[: len(labels)]
@@ -89,11 +95,34 @@ def _unstable_handle() -> Line2D:
                   label="unstable or busy host")
 
 
+class _PlainLog(LogFormatter):
+    """matplotlib's choice of which log ticks to label, written plainly: 0.1, 60, 2000."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        return f"{x:g}"
+
+
+def _log(ax, which: str) -> None:
+    """A log axis with plain tick labels (60, not 6×10^1); minor ticks labelled where it spans little."""
+    getattr(ax, f"set_{which}scale")("log")
+    axis = getattr(ax, f"{which}axis")
+    axis.set_major_formatter(_PlainLog())
+    axis.set_minor_formatter(_PlainLog(labelOnlyBase=False, minor_thresholds=(1.5, 0.6)))
+
+
 def _batch_axis(ax, batches) -> None:
     ax.set_xscale("log", base=2)
     ticks = sorted({int(b) for b in batches})
     ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=8)
     ax.minorticks_off()
+
+
+def _curves(ax, panel, models, styles, x: str, y: str, ms: int) -> None:
+    """One line per model through its points in batch order, in the model's colour and marker."""
+    for model in models:
+        curve = panel[panel["model"] == model].sort_values("batch")
+        if not curve.empty:
+            ax.plot(curve[x], curve[y], lw=1, ms=ms, **styles[model])
 
 
 def runtime_vs_flops(sel: Selection) -> Figure:
@@ -102,21 +131,18 @@ def runtime_vs_flops(sel: Selection) -> Figure:
     pts = sel.points.dropna(subset=["flops", "latency_median_ms"])
     if pts.empty:
         return _placeholder(name, title, "no successful run with FLOPs and a latency")
-    data = pts.assign(gflops_per_call=pts["flops"] * pts["batch"] / 1e9)[
+    data = pts.assign(gflops_per_call=pts["flops"] * pts["batch"] / 1e9).reindex(columns=
         ["label", "model", "batch", "flops", "gflops_per_call", "latency_median_ms", "latency_min_ms",
-         "latency_p90_ms", "latency_cv", "unstable", "host_busy", "runs"]]
+         "latency_p90_ms", "latency_cv", "unstable", "host_busy", "runs"])
     (models, styles), labels = _styled(sel, data["model"]), sorted(data["label"].unique())
     fig, axes = _panels(labels)
     for ax, label in zip(axes, labels):
         panel = data[data["label"] == label]
-        for model in models:
-            curve = panel[panel["model"] == model].sort_values("batch")
-            if not curve.empty:
-                ax.plot(curve["gflops_per_call"], curve["latency_median_ms"], lw=1, ms=5, **styles[model])
+        _curves(ax, panel, models, styles, "gflops_per_call", "latency_median_ms", ms=5)
         flagged = panel[panel["unstable"] | panel["host_busy"]]
         ax.scatter(flagged["gflops_per_call"], flagged["latency_median_ms"], **_UNSTABLE)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        _log(ax, "x")
+        _log(ax, "y")
         ax.set_xlabel("GFLOPs per call (FLOPs/inference × batch)")
         ax.set_ylabel("median latency per call (ms)")
     _model_legend(fig, styles, models, [_unstable_handle()])
@@ -140,18 +166,15 @@ def throughput_vs_batch(sel: Selection) -> Figure:
     fig, axes = _panels(labels)
     for ax, label in zip(axes, labels):
         panel = data[data["label"] == label]
+        _curves(ax, panel, models, styles, "batch", "throughput_ips", ms=4)
         for model in models:
-            curve = panel[panel["model"] == model].sort_values("batch")
-            if curve.empty:
-                continue
-            ax.plot(curve["batch"], curve["throughput_ips"], lw=1, ms=4, **styles[model])
-            top = curve[curve["best_batch"]]
+            top = panel[(panel["model"] == model) & panel["best_batch"]]
             ax.scatter(top["batch"], top["throughput_ips"], marker="*", s=170, color=styles[model]["color"],
                        edgecolors="black", linewidths=0.8, zorder=5)
         flagged = panel[panel["unstable"] | panel["host_busy"]]
         ax.scatter(flagged["batch"], flagged["throughput_ips"], **_UNSTABLE)
-        _batch_axis(ax, panel["batch"])
-        ax.set_yscale("log")
+        _batch_axis(ax, data["batch"])
+        _log(ax, "y")
         ax.set_xlabel("batch size")
         ax.set_ylabel("inferences per second")
     star = Line2D([], [], ls="", marker="*", markersize=12, color="grey", markeredgecolor="black", label="best batch")
@@ -170,7 +193,8 @@ def accuracy_vs_speed(sel: Selection) -> Figure:
     """Figure 3: top-1 against inferences/s at batch 1, Pareto front drawn; size FLOPs, colour params."""
     name, title = "fig3_accuracy_vs_speed", "Figure 3: accuracy against inferences per second (batch 1)"
     pts = sel.points[sel.points["batch"] == 1].assign(top1_pct=lambda d: _accuracy(d))
-    pts = pts.dropna(subset=["throughput_ips", "top1_pct"])
+    pts = pts.dropna(subset=["throughput_ips", "top1_pct", "macs", "params"])
+    pts = pts[pts["macs"] > 0]
     if pts.empty:
         return _placeholder(name, title, "no successful run at batch 1 with a reference accuracy")
     pts = pts.assign(params_m=pts["params"] / 1e6, gmacs=pts["macs"] / 1e9)
@@ -192,15 +216,17 @@ def accuracy_vs_speed(sel: Selection) -> Figure:
                              cmap="viridis", norm=norm, edgecolors="black", linewidths=0.5, alpha=0.85, zorder=3)
         front = panel[panel["pareto"]].sort_values("throughput_ips")
         ax.plot(front["throughput_ips"], front["top1_pct"], "--", color="crimson", lw=1.2, zorder=2)
-        for _, row in panel.iterrows():
+        named = panel if len(panel) <= NAME_ALL else panel[panel["pareto"]]  # else only the front: legible
+        for _, row in named.iterrows():
             on = bool(row["pareto"])
-            ax.annotate(row["model"], (row["throughput_ips"], row["top1_pct"]), xytext=(4, 4), textcoords="offset points",
+            ax.annotate(row["model"], (row["throughput_ips"], row["top1_pct"]), xytext=(6, 5), textcoords="offset points",
                         fontsize=7, color="crimson" if on else "dimgray", fontweight="bold" if on else "normal")
-        ax.set_xscale("log")
+        _log(ax, "x")
         ax.margins(x=0.15, y=0.12)
         ax.set_xlabel("inferences per second (batch 1)")
         ax.set_ylabel("top-1 accuracy (%)")
     bar = fig.colorbar(scatter, ax=axes, label="parameters (M)", shrink=0.8)
+    bar.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     bar.ax.yaxis.set_major_formatter(ScalarFormatter())
     bar.ax.yaxis.set_minor_formatter(NullFormatter())
     marks = sorted({float(f"{v:.2g}") for v in (lo, np.sqrt(lo * hi), hi)})
@@ -211,7 +237,8 @@ def accuracy_vs_speed(sel: Selection) -> Figure:
     caption = ("Reference ImageNet top-1 accuracy (the published one: embench times networks with random weights) "
                "against inferences per second at batch 1, one panel per platform/backend. Marker size: FLOPs "
                "(multiply-accumulates, log scale); colour: parameters. The dashed line joins the Pareto front "
-               "(no other network is both faster and more accurate); its members are named in red and listed below.")
+               "(no other network is both faster and more accurate); its members are named in red and listed below "
+               f"(with more than {NAME_ALL} networks in a panel only they are named; the CSV has every point).")
     return Figure(name, title, caption, fig, data.sort_values(["label", "throughput_ips"], ascending=[True, False]))
 
 
@@ -226,7 +253,7 @@ def layer_time(sel: Selection) -> Figure:
     labels = sorted(data["label"].unique())
     models = model_order(sel.runs)
     n_rows = max(data.groupby("label").size())
-    fig, axes = _panels(labels, width=5.4, height=0.9 + 0.34 * n_rows, legend_w=1.8)
+    fig, axes = _panels(labels, width=5.4, height=0.9 + 0.34 * n_rows, legend_w=1.8, share=False)
     for ax, label in zip(axes, labels):
         panel = data[data["label"] == label].set_index("model").reindex([m for m in models if m in set(data["model"])])
         panel = panel.dropna(subset=["latency_median_ms"])[::-1]  # first model on top
@@ -242,7 +269,7 @@ def layer_time(sel: Selection) -> Figure:
         ax.grid(False)
         ax.tick_params(axis="y", labelsize=8)
         ax.set_xlabel("share of profiled op self-time (%)")
-    handles = [matplotlib.patches.Patch(color=colours[c], label=c) for c in categories]
+    handles = [Patch(color=colours[c], label=c) for c in categories]
     fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
     caption = ("Share of the profiled op self-time spent in each layer category (torch.profiler pass after timing), "
                "at batch 1 where it was profiled, else the smallest profiled batch. Right of each bar: how much of "
@@ -263,23 +290,21 @@ def achieved_gflops(sel: Selection) -> Figure:
     fig, axes = _panels(labels)
     for ax, label in zip(axes, labels):
         panel = data[data["label"] == label]
-        for model in models:
-            curve = panel[panel["model"] == model].sort_values("batch")
-            if not curve.empty:
-                ax.plot(curve["batch"], curve["achieved_gflops"], lw=1, ms=4, **styles[model])
+        _curves(ax, panel, models, styles, "batch", "achieved_gflops", ms=4)
         peak = panel["peak_gflops"].dropna()
         if not peak.empty:
             ax.axhline(peak.iloc[-1], ls="--", color="black", lw=1)
             ax.annotate(f"peak {peak.iloc[-1]:.4g} GFLOP/s", (0.02, peak.iloc[-1]), xycoords=("axes fraction", "data"),
                         xytext=(0, 3), textcoords="offset points", fontsize=7)
-        _batch_axis(ax, panel["batch"])
-        ax.set_yscale("log")
+        _batch_axis(ax, data["batch"])
+        _log(ax, "y")
         ax.set_xlabel("batch size")
         ax.set_ylabel("achieved GFLOP/s (FLOPs × batch ÷ median)")
     _model_legend(fig, styles, models)
     caption = ("Achieved GFLOP/s (FLOPs per inference × batch ÷ median latency) as the batch grows: how much of "
                "the device each network keeps busy. The dashed line is the platform's peak FP32 GFLOP/s where "
-               "the platform config or the run reports one (pct_of_peak in the CSV).")
+               "the platform config or the run reports one (pct_of_peak in the CSV); a measured peak (a large matrix "
+               "product) can sit below what fast convolution algorithms such as Winograd appear to achieve.")
     return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch"]))
 
 

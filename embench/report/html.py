@@ -18,7 +18,7 @@ figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1p
 figcaption, p.note { color: #444; max-width: 70em; }
 table.data { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; }
 table.data th, table.data td { border: 1px solid #ddd; padding: 2px 6px; text-align: right; }
-table.data th { background: #f4f4f4; } table.data td:nth-child(-n+2) { text-align: left; }
+table.data th { background: #f4f4f4; text-align: center; } table.data td.text { text-align: left; }
 dl.summary { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
 dl.summary dt { font-weight: bold; } nav a { margin-right: 1em; }
 """
@@ -32,6 +32,7 @@ class Table:
     title: str
     note: str
     frame: pd.DataFrame
+    level: int = 3  # 2: a section of its own
 
     def save(self, out_dir: Path) -> Path:
         path = out_dir / f"{self.name}.csv"
@@ -53,10 +54,21 @@ def number(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _text_columns(frame: pd.DataFrame) -> str:
+    """CSS that left-aligns the text columns of one table (numbers stay right-aligned)."""
+    text = [i + 1 for i, column in enumerate(frame.columns) if not pd.api.types.is_numeric_dtype(frame[column])
+            or pd.api.types.is_bool_dtype(frame[column])]
+    return " ".join(f"table.data[id] td:nth-child({i}) {{ text-align: left; }}" for i in text)
+
+
 def _table_html(table: Table) -> str:
-    body = ("<p class='note'><em>nothing to show for this selection</em></p>" if table.frame.empty else
-            table.frame.to_html(index=False, classes="data", border=0, na_rep="–", float_format=number))
-    return (f"<h3 id='{table.name}'>{html.escape(table.title)}</h3>\n<p class='note'>{html.escape(table.note)} "
+    if table.frame.empty:
+        body = "<p class='note'><em>nothing to show for this selection</em></p>"
+    else:
+        rules = _text_columns(table.frame).replace("table.data[id]", f"#t-{table.name}")
+        body = (f"<style>{rules}</style>\n" + table.frame.to_html(
+            index=False, classes="data", border=0, na_rep="–", float_format=number, table_id=f"t-{table.name}"))
+    return (f"<h{table.level} id='{table.name}'>{html.escape(table.title)}</h{table.level}>\n<p class='note'>{html.escape(table.note)} "
             f"(<a href='{table.name}.csv'>{table.name}.csv</a>)</p>\n{body}")
 
 
@@ -98,8 +110,8 @@ def _summary(sel: Selection) -> str:
     return f"<dl class='summary'>\n{rows}\n</dl>"
 
 
-def render(sel: Selection, blocks: list, out_dir: Path) -> str:
-    """The page: summary, then figures and tables in the order given (Figure or Table objects)."""
+def render(sel: Selection, blocks: list[Figure | Table], out_dir: Path) -> str:
+    """The page: summary, then figures and tables in the order given."""
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     nav = " ".join(f"<a href='#{b.name}'>{html.escape(b.title.split(':')[0])}</a>" for b in blocks
                    if isinstance(b, Figure))
@@ -107,10 +119,8 @@ def render(sel: Selection, blocks: list, out_dir: Path) -> str:
     for block in blocks:
         if isinstance(block, Figure):
             parts.append(_figure_html(block, out_dir / f"{block.name}.png"))
-        elif isinstance(block, Table):
-            parts.append(_table_html(block))
         else:
-            parts.append(f"<h2 id='{html.escape(block[0])}'>{html.escape(block[1])}</h2>")
+            parts.append(_table_html(block))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>embench report: {html.escape(sel.experiment)}</title>
@@ -120,7 +130,8 @@ def render(sel: Selection, blocks: list, out_dir: Path) -> str:
 <p class='note'>Generated {generated} by <code>python -m embench.report</code>; the figures and tables of the
 EmBench paper (Almeida et al., EMDL '19) from this experiment's runs. Every figure and table is also in this
 folder as PNG, SVG and CSV.</p>
-<nav>{nav} <a href='#failed_unstable_runs'>Failed and unstable runs</a></nav>
+<nav>{nav} <a href='#table1_models'>Table 1</a> <a href='#speedup_summary'>Speed-ups</a>
+<a href='#failed_unstable_runs'>Failed and unstable runs</a></nav>
 <h2 id='summary'>What this report is built from</h2>
 {_summary(sel)}
 {chr(10).join(parts)}

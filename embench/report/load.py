@@ -36,8 +36,8 @@ _FIELDS = {
     "paper_top5": ["params.model.paper.top5"],
     "profile_iterations": ["params.protocol.profile_iterations"],
     "platform_device": ["params.platform.device"],
-    "tdp_w": ["params.platform.tdp_w", "params.platform.specs.tdp_w"],
-    "peak_gflops": ["metrics.peak_gflops", "params.platform.peak_gflops", "params.platform.specs.peak_fp32_gflops"],
+    "tdp_w": ["params.platform.specs.tdp_w"],
+    "peak_gflops": ["metrics.peak_gflops", "params.platform.specs.peak_fp32_gflops"],
     "tag_status": ["tags.status"],
     "error": ["tags.error"],
     "unstable": ["tags.unstable"],
@@ -56,6 +56,10 @@ _FIELDS = {
     "parent_run_id": [f"tags.{PARENT_TAG}"],
     "run_name": ["tags.mlflow.runName"],
 }
+# metrics the report reads; a run that lacks one (a failed run, another backend) gets NaN
+EXPECTED_METRICS = ("latency_median_ms", "latency_min_ms", "latency_p90_ms", "latency_p99_ms", "latency_cv",
+                    "throughput_ips", "flops", "macs", "params", "achieved_gflops", "host_other_cpu_cores",
+                    "profile_total_ms", "profile_wall_ms", "profile_coverage")
 _NUMERIC = ("batch", "year", "input_size", "top1", "top5", "paper_macs_m", "paper_params_m", "paper_top1",
             "paper_top5", "profile_iterations", "tdp_w", "peak_gflops")
 
@@ -190,8 +194,8 @@ def tidy(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     runs["status"] = runs["status"].fillna("unknown").astype(str)
     runs["unstable"] = _flag(runs["unstable"])
     runs["host_busy"] = _flag(runs["host_busy"])
-    metric_names = sorted(c[len("metrics."):] for c in raw.columns if c.startswith("metrics."))
-    metrics = raw[[f"metrics.{m}" for m in metric_names]].set_axis(metric_names, axis=1)
+    metric_names = sorted({c[len("metrics."):] for c in raw.columns if c.startswith("metrics.")} | set(EXPECTED_METRICS))
+    metrics = raw.reindex(columns=[f"metrics.{m}" for m in metric_names]).set_axis(metric_names, axis=1)
     metrics = metrics.drop(columns=[m for m in metric_names if m in runs])  # peak_gflops is read above
     runs = pd.concat([runs.drop(columns="tag_status"), metrics], axis=1)
     return runs, list(metrics.columns)

@@ -100,8 +100,9 @@ def max_batch(sel: Selection) -> pd.DataFrame:
             "smallest failed batch": first_failed["batch"] if first_failed is not None else pd.NA,
             "failure": first_failed["status"] if first_failed is not None else "",
         })
-    return pd.DataFrame(rows, columns=["label", "model", "batches tried", "largest batch that ran",
-                                       "smallest failed batch", "failure"])
+    table = pd.DataFrame(rows, columns=["label", "model", "batches tried", "largest batch that ran",
+                                        "smallest failed batch", "failure"])
+    return table.astype({"largest batch that ran": "Int64", "smallest failed batch": "Int64"})
 
 
 def _efficiency(points: pd.DataFrame) -> pd.Series:
@@ -123,7 +124,6 @@ def speedups(sel: Selection) -> tuple[pd.DataFrame, pd.DataFrame]:
     labels = sorted(pts["label"].unique())
     ips = pts.pivot_table(index=["model", "batch"], columns="label", values="throughput_ips")
     eff = pts.pivot_table(index=["model", "batch"], columns="label", values="efficiency")
-    best = pts.groupby(["label", "model"])["throughput_ips"].max().unstack("label")
     detail, summary = [], []
     for a, b in combinations(labels, 2):
         common = ips[[a, b]].dropna()
@@ -134,7 +134,7 @@ def speedups(sel: Selection) -> tuple[pd.DataFrame, pd.DataFrame]:
         for (model, batch), row in common.iterrows():
             detail.append({"faster": b, "baseline": a, "model": model, "batch": batch, "faster inferences/s": row[b],
                            "baseline inferences/s": row[a], "speed-up": row[b] / row[a]})
-        tops = best[[a, b]].dropna().assign(batch="best")
+        tops = common.groupby(level="model").max()  # each side's best over the batches both ran
         for scope, frame in (("batch 1", common[common.index.get_level_values("batch") == 1]),
                              ("every common batch", common), ("best batch of each", tops)):
             if frame.empty:
@@ -145,7 +145,7 @@ def speedups(sel: Selection) -> tuple[pd.DataFrame, pd.DataFrame]:
                    "min ×": ratio.min(), "geomean ×": gmean(ratio), "max ×": ratio.max(),
                    "least gain": model_of[ratio.argmin()], "most gain": model_of[ratio.argmax()]}
             if scope != "best batch of each":
-                e = eff.reindex(frame.index)[[a, b]].dropna()
+                e = eff.reindex(index=frame.index, columns=[a, b]).dropna()
                 if not e.empty:
                     row["efficiency geomean ×"] = gmean(e[b] / e[a])
             summary.append(row)

@@ -1,0 +1,213 @@
+"""How close embench's numbers are to the reference tools, and what embench itself costs.
+
+    python benchmarks/fidelity.py [--output DIR] [--repeats 5]
+
+1. fidelity: embench's median latency / torch.utils.benchmark's blocked_autorange median (torch
+   eager), and / OpenVINO benchmark_app's median (same converted model, static shape, latency
+   hint, sync API), each pair measured back to back in one run;
+2. repeatability: one point in N separate processes, spread of the N medians (max/min - 1), for
+   embench's CLI and for the reference timer measured the same way;
+3. harness overhead: the timed loop around a no-op and around a 1 ms busy-wait, in microseconds;
+4. run overhead: for one CLI run and a 12-run sweep, the share of wall time spent warming up and
+   timing inference, with where the rest went.
+Prints one table and writes every row to fidelity.csv in DIR.
+"""
+
+import argparse
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from embench import models  # noqa: E402
+from embench.backends.openvino import OpenVINO  # noqa: E402
+from embench.backends.torch_eager import TorchEager  # noqa: E402
+from embench.host import physical_cores  # noqa: E402
+from embench.measure import StopRule, time_loop  # noqa: E402
+from embench.platform import resolve_device  # noqa: E402
+from embench.stats import summarize  # noqa: E402
+
+LATENCY = StopRule.from_protocol(OmegaConf.load(REPO / "conf" / "protocol" / "latency.yaml"))
+TORCH_POINTS = [(model, batch) for model in ("resnet18", "mobilenet_v2", "resnet50") for batch in (1, 8)]
+SWEEP_12 = ["model=resnet18,mobilenet_v2,squeezenet1_1", "batch=1,2,4,8"]
+REFERENCE_SCRIPT = """
+import sys, torch, torchvision
+from torch.utils.benchmark import Timer
+torch.manual_seed(0)
+model = getattr(torchvision.models, sys.argv[1])().eval()
+x = torch.randn(int(sys.argv[2]), 3, 224, 224)
+with torch.inference_mode():
+    m = Timer("model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads()).blocked_autorange(min_run_time=5)
+print(m.median * 1e3)
+"""
+
+
+def row(section: str, point: str, embench: float, reference: float, unit: str, note: str = "") -> dict:
+    return {
+        "section": section, "point": point, "embench": round(embench, 4), "reference": round(reference, 4),
+        "ratio": round(embench / reference, 4) if reference else "", "unit": unit, "note": note,
+    }
+
+
+def _model(name: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return models.build_model(OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml"))
+
+
+def _embench_median_ms(prepared, sync) -> float:
+    return summarize(time_loop(prepared, sync, LATENCY).latencies_ns)["latency_median_ms"]
+
+
+def _alternating(embench, reference, rounds: int = 3) -> tuple[float, float, str]:
+    """Medians over rounds of A then B, so slow drift of a noisy host hits both alike."""
+    pairs = [(embench(), reference()) for _ in range(rounds)]
+    a, b = sorted(p[0] for p in pairs)[rounds // 2], sorted(p[1] for p in pairs)[rounds // 2]
+    return a, b, "rounds (embench, reference): " + ", ".join(f"({x:.2f}, {y:.2f})" for x, y in pairs)
+
+
+def fidelity_torch(device) -> list[dict]:
+    from torch.utils.benchmark import Timer
+
+    rows = []
+    for name, batch in TORCH_POINTS:
+        model, x = _model(name), torch.randn(batch, 3, 224, 224)
+        with torch.inference_mode():
+            prepared = TorchEager().prepare(model, x, device, name)
+            timer = Timer("step()", globals={"step": prepared}, num_threads=device.threads)
+            embench_ms, reference_ms, note = _alternating(
+                lambda: _embench_median_ms(prepared, device.sync),
+                lambda: timer.blocked_autorange(min_run_time=LATENCY.min_duration_s).median * 1e3,
+            )
+        rows.append(row("fidelity", f"torch {name} b{batch}", embench_ms, reference_ms, "ms", f"vs torch.utils.benchmark blocked_autorange; {note}"))
+    return rows
+
+
+def _benchmark_app_median_ms(xml: Path, config: dict) -> float:
+    config_file = xml.with_suffix(".benchmark_app.json")
+    config_file.write_text(json.dumps({"CPU": {key: str(value) for key, value in config.items()}}))
+    command = ["benchmark_app", "-m", str(xml), "-d", "CPU", "-api", "sync", "-load_config", str(config_file),
+               "-t", str(int(LATENCY.min_duration_s) + 1)]
+    out = subprocess.run(command, capture_output=True, text=True).stdout
+    found = re.search(r"Median:\s+([\d.]+) ms", out)
+    if not found:
+        raise RuntimeError(f"benchmark_app gave no median:\n{out[-2000:]}")
+    return float(found.group(1))
+
+
+def fidelity_openvino(device) -> list[dict]:
+    from embench.cache import cache_dir
+
+    rows = []
+    for name, batch in [("resnet18", 1), ("resnet50", 1), ("mobilenet_v2", 8)]:
+        model, x = _model(name), torch.randn(batch, 3, 224, 224)
+        prepared = OpenVINO().prepare(model, x, device, f"fidelity-{name}")
+        xml = next(cache_dir("openvino").glob(f"*/fidelity-{name}_{batch}x3x224x224.xml"))
+        embench_ms, reference_ms, note = _alternating(
+            lambda: _embench_median_ms(prepared, device.sync), lambda: _benchmark_app_median_ms(xml, prepared.config)
+        )
+        rows.append(row("fidelity", f"openvino {name} b{batch}", embench_ms, reference_ms, "ms", f"vs benchmark_app, same config, sync API; {note}"))
+    return rows
+
+
+def _cli(args: list[str], cwd: Path, extra_env: dict | None = None) -> float:
+    env = dict(os.environ, PYTHONPATH=str(REPO), MLFLOW_TRACKING_URI=f"sqlite:///{cwd / 'mlflow.db'}", **(extra_env or {}))
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "embench", *args], cwd=cwd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def repeatability(work: Path, repeats: int) -> list[dict]:
+    embench_medians, reference_medians = [], []
+    for i in range(repeats):
+        run_dir = work / f"repeat{i}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _cli(["model=resnet18", "protocol.profile_iterations=0", "tracking.enabled=false", "hydra.run.dir=run"], run_dir)
+        embench_medians.append(json.loads((run_dir / "run" / "result.json").read_text())["metrics"]["latency_median_ms"])
+        out = subprocess.run([sys.executable, "-c", REFERENCE_SCRIPT, "resnet18", "1"], capture_output=True, text=True, check=True)
+        reference_medians.append(float(out.stdout.strip().splitlines()[-1]))
+    spread = lambda values: max(values) / min(values) - 1  # noqa: E731
+    note = f"{repeats} processes each; embench medians {[round(v, 2) for v in embench_medians]}, reference {[round(v, 2) for v in reference_medians]}"
+    return [row("repeatability", "torch resnet18 b1: spread of medians", 100 * spread(embench_medians), 100 * spread(reference_medians), "%", note)]
+
+
+def harness_overhead() -> list[dict]:
+    rule = StopRule(0, 0.0, 20000, 1.0, 10**7, 30.0)
+
+    def busy_wait_1ms() -> None:
+        end = time.perf_counter_ns() + 1_000_000
+        while time.perf_counter_ns() < end:
+            pass
+
+    empty_us = summarize(time_loop(lambda: None, lambda: None, rule).latencies_ns)["latency_median_ms"] * 1e3
+    busy_us = summarize(time_loop(busy_wait_1ms, lambda: None, rule).latencies_ns)["latency_median_ms"] * 1e3
+    return [
+        row("harness", "timed loop around a no-op, per iteration", empty_us, 0.0, "us"),
+        row("harness", "timed loop around a 1 ms busy-wait, minus 1 ms", busy_us - 1000.0, 0.0, "us"),
+    ]
+
+
+def _inference_share(work: Path, args: list[str], label: str) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    wall = _cli(args, work)
+    results = [json.loads(p.read_text()) for p in work.glob("outputs/**/result.json")]
+    timed = sum(r["metrics"]["warmup_s"] + r["metrics"]["measure_s"] for r in results)
+    parts = {key: sum(r["metrics"].get(key, 0.0) for r in results) for key in ("build_s", "prepare_s", "check_s", "profile_s")}
+    jobs = sum(r["end_time"] - r["start_time"] for r in results)
+    note = (
+        f"{len(results)} runs, wall {wall:.1f} s: build {parts['build_s']:.1f} s, backend prepare "
+        f"{parts['prepare_s'] - parts['build_s']:.1f} s, output check {parts['check_s']:.1f} s, profile {parts['profile_s']:.1f} s, "
+        f"other in-job {jobs - timed - parts['prepare_s'] - parts['check_s'] - parts['profile_s']:.1f} s, "
+        f"start-up, logging and sweep {wall - jobs:.1f} s"
+    )
+    return row("run overhead", f"{label}: warm-up + timed share of wall time", 100 * timed / wall, 100.0, "%", note)
+
+
+def run_overhead(work: Path) -> list[dict]:
+    return [
+        _inference_share(work / "single", ["model=resnet18"], "one CLI run (resnet18, latency)"),
+        _inference_share(work / "sweep", ["-m", *SWEEP_12], "12-run sweep (3 models x 4 batches, latency)"),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=REPO / "outputs" / "benchmarks" / "fidelity")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sections", default="harness,torch,openvino,repeatability,overhead", help="comma list of sections to run")
+    args = parser.parse_args()
+    output = args.output.resolve()
+    output.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("EMBENCH_CACHE_DIR", str(output / "cache"))
+    device, _ = resolve_device(OmegaConf.create({"name": "cpu", "device": "cpu", "threads": physical_cores(), "strict": True}))
+    sections = {
+        "harness": harness_overhead,
+        "torch": lambda: fidelity_torch(device),
+        "openvino": lambda: fidelity_openvino(device),
+        "repeatability": lambda: repeatability(output / "repeat", args.repeats),
+        "overhead": lambda: run_overhead(output / "overhead"),
+    }
+    rows = []
+    for name in args.sections.split(","):
+        new = sections[name]()
+        for r in new:
+            print(f"{r['section']:14} {r['point']:58} embench {r['embench']:>10} {r['unit']:3} reference {r['reference']:>10} ratio {r['ratio']}", flush=True)
+        rows += new
+    with (output / "fidelity.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"\nmachine: {os.uname().nodename}, {device.name}, {device.threads} threads; written: {output / 'fidelity.csv'}")
+
+
+if __name__ == "__main__":
+    main()
