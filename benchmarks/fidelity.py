@@ -126,18 +126,37 @@ def _cli(args: list[str], cwd: Path, extra_env: dict | None = None) -> float:
     return time.perf_counter() - start
 
 
-def repeatability(work: Path, repeats: int) -> list[dict]:
-    embench_medians, reference_medians = [], []
+def _spread(values: list[float]) -> float:
+    return 100 * (max(values) / min(values) - 1)
+
+
+def _cli_median_ms(run_dir: Path, *overrides: str) -> float:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _cli(["model=resnet18", "protocol.profile_iterations=0", "tracking.enabled=false", "hydra.run.dir=run", *overrides], run_dir)
+    return json.loads((run_dir / "run" / "result.json").read_text())["metrics"]["latency_median_ms"]
+
+
+def repeatability(work: Path, repeats: int, threads: int) -> list[dict]:
+    """The same point in separate processes, embench's CLI against the reference tool."""
+    from embench.cache import cache_dir
+
+    torch_embench, torch_reference, ov_embench, ov_reference = [], [], [], []
+    ov_config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads}
     for i in range(repeats):
-        run_dir = work / f"repeat{i}"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _cli(["model=resnet18", "protocol.profile_iterations=0", "tracking.enabled=false", "hydra.run.dir=run"], run_dir)
-        embench_medians.append(json.loads((run_dir / "run" / "result.json").read_text())["metrics"]["latency_median_ms"])
+        torch_embench.append(_cli_median_ms(work / f"torch{i}"))
         out = subprocess.run([sys.executable, "-c", REFERENCE_SCRIPT, "resnet18", "1"], capture_output=True, text=True, check=True)
-        reference_medians.append(float(out.stdout.strip().splitlines()[-1]))
-    spread = lambda values: max(values) / min(values) - 1  # noqa: E731
-    note = f"{repeats} processes each; embench medians {[round(v, 2) for v in embench_medians]}, reference {[round(v, 2) for v in reference_medians]}"
-    return [row("repeatability", "torch resnet18 b1: spread of medians", 100 * spread(embench_medians), 100 * spread(reference_medians), "%", note)]
+        torch_reference.append(float(out.stdout.strip().splitlines()[-1]))
+        ov_embench.append(_cli_median_ms(work / f"openvino{i}", "backend=openvino"))
+        xml = next(cache_dir("openvino").glob("*/resnet18-*_1x3x224x224.xml"))
+        ov_reference.append(_benchmark_app_median_ms(xml, ov_config))
+    rows = []
+    for label, embench, reference, tool in [
+        ("torch resnet18 b1", torch_embench, torch_reference, "torch.utils.benchmark"),
+        ("openvino resnet18 b1", ov_embench, ov_reference, "benchmark_app"),
+    ]:
+        note = f"{repeats} processes each; embench {[round(v, 2) for v in embench]}, {tool} {[round(v, 2) for v in reference]}"
+        rows.append(row("repeatability", f"{label}: spread of medians (max/min - 1)", _spread(embench), _spread(reference), "%", note))
+    return rows
 
 
 def harness_overhead() -> list[dict]:
@@ -193,7 +212,7 @@ def main() -> None:
         "harness": harness_overhead,
         "torch": lambda: fidelity_torch(device),
         "openvino": lambda: fidelity_openvino(device),
-        "repeatability": lambda: repeatability(output / "repeat", args.repeats),
+        "repeatability": lambda: repeatability(output / "repeat", args.repeats, device.threads),
         "overhead": lambda: run_overhead(output / "overhead"),
     }
     rows = []

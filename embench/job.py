@@ -62,10 +62,10 @@ def _release_memory() -> None:
 def _track(cfg: DictConfig, result: RunResult, out_dir: Path) -> int:
     if not cfg.tracking.enabled:
         return 0
-    from embench.tracking import PARENT_RUN_ENV, Tracker
+    from embench.tracking import PARENT_RUN_ENV, tracker_for
 
     try:
-        tracker = Tracker(cfg.tracking)
+        tracker = tracker_for(cfg.tracking)
         run_id = tracker.log_result(result, out_dir, os.environ.get(PARENT_RUN_ENV))
     except TrackingError as err:
         outcome.say_error(f"{err}; the result is kept in {out_dir / 'result.json'}")
@@ -76,13 +76,13 @@ def _track(cfg: DictConfig, result: RunResult, out_dir: Path) -> int:
 
 def _kill_sweep_parent(cfg: DictConfig) -> None:
     """After Ctrl-C the sweep's end is never reached: close its parent run here."""
-    from embench.tracking import PARENT_RUN_ENV, Tracker
+    from embench.tracking import PARENT_RUN_ENV, tracker_for
 
     parent = os.environ.get(PARENT_RUN_ENV)
     if not (parent and cfg.tracking.enabled):
         return
     try:
-        Tracker(cfg.tracking).terminate(parent, "KILLED")
+        tracker_for(cfg.tracking).terminate(parent, "KILLED")
     except TrackingError:
         pass
 

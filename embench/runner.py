@@ -180,10 +180,12 @@ def _record_timing(result: RunResult, timing: Timing, inferences_per_step: int, 
             "only %d of protocol.min_iterations=%d timed iterations fit in protocol.max_duration_s=%s",
             len(timing.latencies_ns), protocol.min_iterations, protocol.max_duration_s,
         )
-    unstable = stats["latency_cv"] > protocol.unstable_cv
+    unstable = max(stats["latency_cv"], abs(stats["latency_drift"])) > protocol.unstable_cv
     result.tags["unstable"] = str(unstable).lower()
     if unstable:
         log.warning(
-            "unstable measurement: CV %.1f%% > %.0f%% (median %.3f ms, IQR %.3f ms); close other programs or lengthen the protocol",
-            100 * stats["latency_cv"], 100 * protocol.unstable_cv, stats["latency_median_ms"], stats["latency_iqr_ms"],
+            "unstable measurement: CV %.1f%%, drift %+.1f%% between the loop's halves, above %.0f%% (median %.3f ms, "
+            "IQR %.3f ms); close other programs or lengthen the protocol",
+            100 * stats["latency_cv"], 100 * stats["latency_drift"], 100 * protocol.unstable_cv,
+            stats["latency_median_ms"], stats["latency_iqr_ms"],
         )

@@ -52,5 +52,14 @@ def summarize(latencies_ns: list[int]) -> dict[str, float]:
         "latency_iqr_ms": float(q75 - q25),
         "latency_median_ci95_low_ms": float(ordered[lo]),
         "latency_median_ci95_high_ms": float(ordered[hi]),
+        "latency_drift": _drift(ms),
         "iterations": float(n),
     }
+
+
+def _drift(ms: np.ndarray) -> float:
+    """Median of the loop's second half over its first, minus 1: a slow change the CV can miss."""
+    if ms.size < 4:
+        return 0.0
+    half = ms.size // 2
+    return float(np.median(ms[half:]) / np.median(ms[:half]) - 1.0)

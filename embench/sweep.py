@@ -67,11 +67,11 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         if not config.tracking.enabled:
             return
-        from embench.tracking import PARENT_RUN_ENV, Tracker
+        from embench.tracking import PARENT_RUN_ENV, tracker_for
 
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            self.tracker = Tracker(config.tracking)
+            self.tracker = tracker_for(config.tracking)
             self.parent_run_id = self.tracker.start_parent(
                 run_name=f"sweep {sweep_dir.name}",
                 tags={"embench.sweep_dir": str(sweep_dir.resolve()), "embench.overrides": " ".join(config.hydra.overrides.task)},

@@ -3,6 +3,7 @@
 import logging
 import os
 import time
+from functools import cache
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -24,6 +25,16 @@ def absolute_uri(uri: str) -> str:
     return uri
 
 
+def tracker_for(tracking_cfg: DictConfig) -> "Tracker":
+    """One tracker per store and experiment for the whole process: a sweep's jobs share it."""
+    return _tracker(str(tracking_cfg.uri), str(tracking_cfg.experiment), int(tracking_cfg.http_max_retries), float(tracking_cfg.http_timeout_s))
+
+
+@cache
+def _tracker(uri: str, experiment: str, http_max_retries: int, http_timeout_s: float) -> "Tracker":
+    return Tracker(uri, experiment, http_max_retries, http_timeout_s)
+
+
 def _short(err: Exception) -> str:
     text = " ".join(str(err).split())
     return text if len(text) <= 300 else text[:297] + "..."
@@ -32,17 +43,17 @@ def _short(err: Exception) -> str:
 class Tracker:
     """An MLflow client bound to one tracking URI and experiment."""
 
-    def __init__(self, tracking_cfg: DictConfig):
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(tracking_cfg.http_max_retries))
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(tracking_cfg.http_timeout_s))
+    def __init__(self, uri: str, experiment: str, http_max_retries: int, http_timeout_s: float):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(http_max_retries))
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(http_timeout_s))
         from mlflow import MlflowClient
 
         # After the import: importing mlflow configures its own loggers at INFO.
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
 
-        self.uri = absolute_uri(str(tracking_cfg.uri))
-        self.experiment_name = str(tracking_cfg.experiment)
+        self.uri = absolute_uri(uri)
+        self.experiment_name = experiment
         try:
             self.client = MlflowClient(tracking_uri=self.uri)
             experiment = self.client.get_experiment_by_name(self.experiment_name)

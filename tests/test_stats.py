@@ -58,3 +58,10 @@ def test_normal_approximation_agrees_with_the_exact_ranks_at_the_switch():
     exact_lo, _ = median_ci_ranks(1000)
     approx_lo, _ = median_ci_ranks(1001)
     assert abs(exact_lo - approx_lo) <= 1
+
+
+def test_drift_compares_the_second_half_with_the_first():
+    steady = summarize([10_000_000] * 50)
+    slowing = summarize([10_000_000] * 25 + [11_000_000] * 25)
+    assert steady["latency_drift"] == 0.0
+    assert slowing["latency_drift"] == pytest.approx(0.10)
