@@ -78,7 +78,7 @@ class Tracker:
 
     def log_result(self, result: RunResult, artifact_dir: Path, parent_run_id: str | None) -> str:
         """Logs one run (params, metrics, tags, artifacts) and closes it; returns its run id."""
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, Param
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
         tags = dict(result.tags, status=result.status)

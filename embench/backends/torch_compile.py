@@ -3,6 +3,7 @@
 import torch
 
 from embench.backends.torch_eager import PreparedTorch, TorchEager
+from embench.errors import ConfigError
 from embench.platform import Device
 
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -12,8 +13,6 @@ class TorchCompile(TorchEager):
     """torch.compile over the eager model, with a static input shape."""
 
     def __init__(self, mode: str = "default", dtype: str = "fp32", channels_last: bool = False, cudnn_benchmark: bool = True):
-        from embench.errors import ConfigError
-
         if mode not in MODES:
             raise ConfigError(f"backend.runtime.mode={mode!r} is not valid; valid: {', '.join(MODES)}")
         super().__init__(dtype=dtype, channels_last=channels_last, cudnn_benchmark=cudnn_benchmark)
