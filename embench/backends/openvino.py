@@ -129,7 +129,6 @@ class OpenVINO:
             "openvino.threads": str(compiled.get_property("INFERENCE_NUM_THREADS")),
             "openvino.requests": str(self.requests),
             "openvino.ir_cache": cache,
-            "version.openvino": ov.__version__,
         }
         inputs = np.ascontiguousarray(example.numpy())
         return PreparedOpenVINO(core, converted, compiled, config, inputs, device, self.requests, tags)
