@@ -1,13 +1,15 @@
-"""The command line: `python -m embench` and `embench`, one Hydra app over conf/."""
+"""The command line: `python -m embench` and `embench`, one Hydra app over conf/; `embench sync`."""
 
 import os
+import secrets
 import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from embench import outcome
+from embench import credentials, outcome, signals
+from embench.errors import EmbenchError
 
 
 def config_dir() -> str:
@@ -20,10 +22,12 @@ def config_dir() -> str:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
-def _hydra_main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig):
     from embench.job import run_job  # imported here so --help and config errors stay fast
 
-    outcome.record(run_job(cfg))
+    report = run_job(cfg)
+    outcome.record(report.exit_code)
+    return report
 
 
 def _describe(err: Exception) -> str:
@@ -41,17 +45,43 @@ def _describe(err: Exception) -> str:
     return message if isinstance(err, HydraException) else f"{type(err).__name__}: {message}"
 
 
+def _register_sweeper() -> None:
+    """Hydra finds plugins by walking hydra_plugins/, which an editable install hides: name ours directly."""
+    from hydra.core.plugins import Plugins
+
+    plugins = Plugins.instance()  # scans (and re-executes) Hydra's core plugins: import ours after it
+    from hydra_plugins.embench_sweeper.embench_sweeper import EmbenchSweeper
+
+    plugins.class_name_to_class[f"{EmbenchSweeper.__module__}.{EmbenchSweeper.__name__}"] = EmbenchSweeper
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["sync"]:
+        from embench.sync import main as sync
+
+        sync(sys.argv[2:])
+        return
+    signals.install()
+    _register_sweeper()
+    sys.argv[1:] = credentials.strip_from_command_line(sys.argv[1:])
+    # A short random name shared by every job of a sweep: folders of two sweeps never collide.
+    OmegaConf.register_new_resolver("embench.uid", lambda: secrets.token_hex(3), use_cache=True, replace=True)
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's traceback printer
     try:
         _hydra_main()
-    except KeyboardInterrupt:
-        outcome.say_error("interrupted (Ctrl-C); finished runs are kept")
-        sys.exit(130)
+    except KeyboardInterrupt as err:
+        stop = err if isinstance(err, signals.Interrupted) else signals.Interrupted()
+        outcome.say_error(f"{stop.describe()}: the run in progress is recorded as killed; finished runs are kept")
+        sys.exit(stop.exit_code)
+    except EmbenchError as err:
+        if wants_traceback:
+            raise
+        outcome.say_error(str(err))
+        sys.exit(err.exit_code)
     except Exception as err:
         if wants_traceback:
             raise
-        outcome.say_error(_describe(err))
+        outcome.say_error(credentials.redact(_describe(err)))
         sys.exit(2)
     sys.exit(outcome.exit_code())

@@ -1,11 +1,13 @@
 """Files a run leaves in its output dir; MLflow gets a copy of the whole dir as artifacts."""
 
 import csv
+import tempfile
 import traceback
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from embench import credentials, outcome
 from embench.result import RunResult
 
 RESULT_FILE = "result.json"
@@ -20,19 +22,71 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def write_run_files(out_dir: Path, result: RunResult, cfg: DictConfig) -> None:
-    """result.json first (nothing is lost), then the resolved config, latencies and profile."""
+def fallback_dir(wanted: Path) -> Path:
+    """Where a run's files go when `wanted` cannot be written: the temp folder, same names."""
+    return Path(tempfile.gettempdir()) / "embench-unwritable" / wanted.parent.name / wanted.name
+
+
+def writable(folder: Path) -> bool:
+    """Whether files can be created in `folder` (made if missing)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def _write_all(out_dir: Path, result: RunResult, cfg: DictConfig) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     result.save(out_dir / RESULT_FILE)
-    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (out_dir / "config.yaml").write_text(credentials.redact(OmegaConf.to_yaml(cfg, resolve=True)))
     _write_csv(out_dir / "latencies.csv", [{"iteration": i, "latency_ms": ms} for i, ms in enumerate(result.latencies_ms)])
     if result.profile is not None:
         _write_csv(out_dir / "profile_ops.csv", result.profile.op_rows())
         _write_csv(out_dir / "profile_categories.csv", result.profile.category_rows())
 
 
+def write_run_files(out_dir: Path, result: RunResult, cfg: DictConfig) -> Path | None:
+    """result.json first (nothing is lost), then the resolved config, latencies and profile.
+
+    Returns the folder the files are in: `out_dir`, or when that cannot be written a folder under
+    the temp dir, named in one line; None when neither can be written (MLflow still gets the run).
+    """
+    try:
+        _write_all(out_dir, result, cfg)
+        return out_dir
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+    elsewhere = fallback_dir(out_dir)
+    try:
+        _write_all(elsewhere, result, cfg)
+    except OSError as err:
+        outcome.say_error(f"cannot write {out_dir} ({reason}) nor {elsewhere} ({err.strerror}); "
+                          "the run goes to MLflow without its files")
+        return None
+    outcome.say_error(f"cannot write {out_dir} ({reason}); this run's files are in {elsewhere}")
+    return elsewhere
+
+
+def scrub_credentials(folder: Path) -> None:
+    """Removes tracking-URI credentials from the YAML files Hydra wrote (they may come from a config file)."""
+    for path in folder.glob("*.yaml"):
+        try:
+            text = path.read_text()
+            if credentials.redact(text) != text:
+                path.write_text(credentials.redact(text))
+        except OSError:
+            pass
+
+
 def write_traceback(out_dir: Path, err: BaseException) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "error.txt"
-    path.write_text("".join(traceback.format_exception(err)))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(traceback.format_exception(err)))
+    except OSError:
+        path = fallback_dir(out_dir) / "error.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(traceback.format_exception(err)))
     return path

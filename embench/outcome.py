@@ -16,3 +16,8 @@ def exit_code() -> int:
 def say_error(message: str) -> None:
     """The one line a user sees for a problem they can fix."""
     print(f"embench: error: {message}", file=sys.stderr, flush=True)
+
+
+def say_note(message: str) -> None:
+    """One line about something embench did on the user's behalf."""
+    print(f"embench: note: {message}", file=sys.stderr, flush=True)

@@ -1,7 +1,9 @@
 """The record of one run: params, metrics, tags, status; written to result.json before MLflow."""
 
+import hashlib
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +13,8 @@ from embench.profiling import Profile
 
 # The five keys that identify a measured point, logged under exactly these names.
 POINT_KEYS = ("model", "platform", "backend", "protocol", "batch")
-_PRIVATE_SECTIONS = ("tracking",)  # may hold credentials in URIs; not a property of the measurement
+# Not properties of the measurement: where it is logged, and whether a sweep resumes.
+_NOT_THE_POINT = ("tracking", "resume")
 
 
 def _flatten(node, prefix: str = "") -> dict[str, str]:
@@ -23,11 +26,22 @@ def _flatten(node, prefix: str = "") -> dict[str, str]:
     return {prefix[:-1]: "null" if node is None else str(node)}
 
 
+def _measured_config(cfg: DictConfig) -> dict:
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for section in _NOT_THE_POINT:
+        container.pop(section, None)
+    return container
+
+
+def point_key(cfg: DictConfig) -> str:
+    """Names what is measured: the resolved config less tracking and resume settings."""
+    text = json.dumps(_measured_config(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
 def run_params(cfg: DictConfig) -> dict[str, str]:
     """The point's five keys plus the flattened resolved config."""
-    container = OmegaConf.to_container(cfg, resolve=True)
-    for section in _PRIVATE_SECTIONS:
-        container.pop(section, None)
+    container = _measured_config(cfg)
     params = {
         "model": str(cfg.model.name),
         "platform": str(cfg.platform.name),
@@ -52,6 +66,8 @@ class RunResult:
     profile: Profile | None = None
     start_time: float = field(default_factory=time.time)
     end_time: float = 0.0
+    run_uid: str = field(default_factory=lambda: uuid.uuid4().hex)
+    tracking: dict[str, str | None] = field(default_factory=dict)  # experiment, parent run, sweep: for `embench sync`
 
     def finish(self, status: str, error: str = "") -> None:
         self.status, self.error, self.end_time = status, error, time.time()
@@ -68,7 +84,14 @@ class RunResult:
             "params": self.params,
             "metrics": self.metrics,
             "tags": self.tags,
+            "run_uid": self.run_uid,
+            "tracking": self.tracking,
         }
+
+    @classmethod
+    def from_json(cls, record: dict) -> "RunResult":
+        fields = ("status", "error", "start_time", "end_time", "params", "metrics", "tags", "run_uid", "tracking")
+        return cls(**{key: record[key] for key in fields if key in record})
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True))

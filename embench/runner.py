@@ -5,6 +5,7 @@ import logging
 import time
 from importlib import metadata
 
+import psutil
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -62,9 +63,8 @@ def _make_backend(cfg: DictConfig):
         raise ConfigError(f"backend={cfg.backend.name}: cannot build {cfg.backend.runtime.get('_target_')}: {reason}") from err
 
 
-def run(cfg: DictConfig, result: RunResult) -> None:
-    """Measures the configured point into `result`; raises on failure, keeping what was measured."""
-    protocol, batch = cfg.protocol, int(cfg.batch)
+def check_point(cfg: DictConfig):
+    """(device, whether it stands in for an absent one, backend): what the run needs, or one clear error."""
     device, substituted = platform.resolve_device(cfg.platform)
     backend = _make_backend(cfg)
     if device.kind not in backend.DEVICE_KINDS:
@@ -72,6 +72,13 @@ def run(cfg: DictConfig, result: RunResult) -> None:
             f"backend={cfg.backend.name} cannot run on platform={cfg.platform.name} (a {device.kind} device); "
             f"it runs on {' or '.join(backend.DEVICE_KINDS)} platforms"
         )
+    return device, substituted, backend
+
+
+def run(cfg: DictConfig, result: RunResult) -> None:
+    """Measures the configured point into `result`; raises on failure, keeping what was measured."""
+    protocol, batch = cfg.protocol, int(cfg.batch)
+    device, substituted, backend = check_point(cfg)
     _record_device(cfg, result, device, substituted)
 
     log.info("building %s", cfg.model.name)
@@ -125,6 +132,11 @@ def run(cfg: DictConfig, result: RunResult) -> None:
 def _record_device(cfg: DictConfig, result: RunResult, device: platform.Device, substituted: bool) -> None:
     result.tags.update(host_tags())
     result.tags.update({"device.type": device.kind, "device.name": device.name, "threads": str(device.threads)})
+    logical = psutil.cpu_count() or 1
+    result.tags["threads_oversubscribed"] = str(device.threads > logical).lower()
+    if device.threads > logical:
+        log.warning("platform.threads=%d is more than this host's %d logical CPUs: threads will wait for each other, "
+                    "and the run is tagged threads_oversubscribed=true", device.threads, logical)
     if substituted:
         result.tags["device.fallback"] = f"{cfg.platform.name} absent, ran on this host's {device.kind}: {device.name}"
         log.warning("platform=%s is absent (platform.strict=false): running on %s (%s)", cfg.platform.name, device.kind, device.name)

@@ -1,47 +1,59 @@
-"""Hydra callback for multirun sweeps: one MLflow parent run, a summary table, the exit status."""
+"""A multirun sweep: check every job first, then one MLflow parent run, the jobs, a summary table.
 
+Hydra's basic sweeper expands the sweep; embench's own sweeper (hydra_plugins/embench_sweeper)
+hands the list of jobs to `run_sweep`, which owns the sweep's whole life: nothing is measured
+before every job's config, device and backend are checked, the parent run ends FINISHED, FAILED
+or KILLED on every path the process can take, and a folder that cannot be written is replaced.
+"""
+
+import copy
 import csv
 import json
-import os
+import logging
+import socket
 import sys
+import time
+import uuid
 from pathlib import Path
 
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from hydra.core.utils import JobStatus, configure_log, run_job, setup_globals
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from embench import outcome
-from embench.errors import TrackingError
+from embench import credentials, outcome, preflight, signals
+from embench.artifacts import fallback_dir, writable
+from embench.errors import ConfigError, TrackingError
+from embench.result import RunResult, point_key
+from embench.tracking import SWEEP_UID_TAG, absolute_uri
 
 SUMMARY_FILE = "sweep_summary.csv"
+SWEEP_FILE = "sweep.json"
 _COLUMNS = ("job", "model", "platform", "backend", "batch", "median_ms", "p99_ms", "inferences_per_s", "status")
+_FLAGS = (("unstable", "unstable"), ("host_busy", "host busy"), ("threads_oversubscribed", "oversubscribed"))
+log = logging.getLogger("embench")
 
 
-def _job_number(path: Path) -> int:
-    head = path.parent.name.split("_", 1)[0]
-    return int(head) if head.isdigit() else -1
+def _task_config(job_cfg: DictConfig) -> DictConfig:
+    """A job's config as its task function sees it: without the hydra node."""
+    task_cfg = copy.deepcopy(job_cfg)
+    with read_write(task_cfg), open_dict(task_cfg):
+        del task_cfg["hydra"]
+    return task_cfg
 
 
-def load_sweep_results(sweep_dir: Path) -> list[dict]:
-    """Every job's result.json in the sweep dir, in job order."""
-    rows = []
-    for path in sorted(sweep_dir.glob("*/result.json"), key=_job_number):
-        record = json.loads(path.read_text())
-        params, metrics = record["params"], record["metrics"]
-        rows.append(
-            {
-                "job": _job_number(path),
-                "model": params.get("model"),
-                "platform": params.get("platform"),
-                "backend": params.get("backend"),
-                "batch": params.get("batch"),
-                "median_ms": metrics.get("latency_median_ms"),
-                "p99_ms": metrics.get("latency_p99_ms"),
-                "inferences_per_s": metrics.get("throughput_ips"),
-                "status": record["status"] + (" (unstable)" if record["tags"].get("unstable") == "true" else ""),
-                "error": record.get("error", ""),
-            }
-        )
-    return rows
+def status_label(result: RunResult) -> str:
+    """The run's status, with what makes an "ok" number doubtful: `ok (unstable, host busy)`."""
+    flags = [label for tag, label in _FLAGS if result.tags.get(tag) == "true"]
+    return result.status + (f" ({', '.join(flags)})" if flags else "")
+
+
+def summary_row(job: int, result: RunResult) -> dict:
+    params, metrics = result.params, result.metrics
+    return {
+        "job": job, "model": params.get("model"), "platform": params.get("platform"),
+        "backend": params.get("backend"), "batch": params.get("batch"),
+        "median_ms": metrics.get("latency_median_ms"), "p99_ms": metrics.get("latency_p99_ms"),
+        "inferences_per_s": metrics.get("throughput_ips"), "status": status_label(result), "error": result.error,
+    }
 
 
 def _print_table(rows: list[dict]) -> None:
@@ -57,57 +69,178 @@ def _print_table(rows: list[dict]) -> None:
     Console(file=sys.stdout, width=160).print(table)
 
 
-class SweepCallback(Callback):
-    """Opens a parent MLflow run for a sweep; at its end prints the table and closes the run."""
+class Sweep:
+    """One sweep's state: its folder, tracker, parent run, and the jobs' reports as they come back."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: DictConfig, jobs: list[tuple[int, list[str], DictConfig]]):
+        self.config, self.jobs = config, jobs
+        self.uid = uuid.uuid4().hex
+        self.dir = Path(config.hydra.sweep.dir).absolute()
         self.tracker = None
         self.parent_run_id = None
+        self.rows: list[dict] = []
+        self.skipped = 0
+        self.unlogged = 0
+        self.status = "RUNNING"
 
-    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        if not config.tracking.enabled:
-            return
-        from embench.tracking import PARENT_RUN_ENV, tracker_for
+    def check(self) -> None:
+        """Every job's config, then each distinct (platform, backend) once; raises before anything runs."""
+        tasks = [_task_config(job_cfg) for _, _, job_cfg in self.jobs]
+        for (_, _, job_cfg), task_cfg in zip(self.jobs, tasks):
+            preflight.check_config(task_cfg, list(job_cfg.hydra.overrides.task))
+        if len({OmegaConf.to_yaml(task.tracking) for task in tasks}) > 1:
+            raise ConfigError("tracking.* differs between the jobs of this sweep: a sweep logs to one store and experiment")
+        seen = set()
+        for task_cfg in tasks:
+            key = OmegaConf.to_yaml(task_cfg.platform) + OmegaConf.to_yaml(task_cfg.backend)
+            if key not in seen:
+                seen.add(key)
+                preflight.check_point(task_cfg)
+        self.tracking = tasks[0].tracking
+        self.resume = tasks[0].resume
+        self.keys = [point_key(task) for task in tasks]
 
-        sweep_dir = Path(config.hydra.sweep.dir)
+    def open(self) -> None:
+        """The folder (or a stand-in), the store, the jobs resume skips, and the parent run."""
+        if not writable(self.dir):
+            elsewhere = fallback_dir(self.dir)
+            outcome.say_error(f"cannot write the sweep folder {self.dir}; its files go to {elsewhere}")
+            self.dir = elsewhere
+            self.dir.mkdir(parents=True, exist_ok=True)
+        self.tracker = preflight.open_store(self.tracking, str(self.dir))
+        online = self.tracker is not None and not self.tracker.down
+        if self.resume and online:
+            finished = self.tracker.finished_point_keys()
+            todo = [job for job, key in zip(self.jobs, self.keys) if key not in finished]
+            self.skipped = len(self.jobs) - len(todo)
+            self.jobs = todo
+            outcome.say_note(f"resume=true: {self.skipped} point(s) already finished in experiment "
+                             f"{self.tracker.experiment_name!r} are skipped; {len(todo)} to measure")
+        (self.dir / "multirun.yaml").write_text(credentials.redact(OmegaConf.to_yaml(self.config)))
+        if online:
+            try:
+                self.parent_run_id = self.tracker.start_parent(
+                    run_name=f"sweep {self.dir.name}",
+                    tags={"embench.sweep_dir": str(self.dir.resolve()), SWEEP_UID_TAG: self.uid,
+                          "embench.overrides": " ".join(self.config.hydra.overrides.task)},
+                )
+            except TrackingError as err:
+                outcome.say_error(f"{err}; measuring anyway: results stay in {self.dir} "
+                                  f"(upload them later with `embench sync {self.dir}`)")
+        self.save()
+
+    def save(self) -> None:
+        """sweep.json: what `embench sync` needs to put the sweep's runs under one parent later."""
+        record = {
+            "sweep_uid": self.uid, "parent_run_id": self.parent_run_id, "status": self.status,
+            "experiment": self.tracking.experiment, "tracking_uri": credentials.redact(absolute_uri(str(self.tracking.uri))),
+            "name": f"sweep {self.dir.name}", "overrides": list(self.config.hydra.overrides.task),
+            "host": socket.gethostname(), "time": time.time(), "jobs": len(self.jobs), "skipped": self.skipped,
+        }
         try:
-            self.tracker = tracker_for(config.tracking)
-            self.parent_run_id = self.tracker.start_parent(
-                run_name=f"sweep {sweep_dir.name}",
-                tags={"embench.sweep_dir": str(sweep_dir.resolve()), "embench.overrides": " ".join(config.hydra.overrides.task)},
-            )
-        except TrackingError as err:
-            outcome.say_error(f"{err}; each job still writes its result.json under {sweep_dir}")
-            return
-        os.environ[PARENT_RUN_ENV] = self.parent_run_id
+            (self.dir / SWEEP_FILE).write_text(json.dumps(record, indent=2))
+        except OSError:
+            pass  # the folder became unwritable: said where the runs' files went
 
-    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        rows = load_sweep_results(sweep_dir)
-        _print_table(rows)
-        failed = [row for row in rows if not row["status"].startswith("ok")]
+    def job_config(self, number: int, job_cfg: DictConfig) -> DictConfig:
+        with open_dict(job_cfg):
+            job_cfg.hydra.job.id = number
+            job_cfg.hydra.job.num = number
+            job_cfg.tracking.parent_run_id = self.parent_run_id
+            job_cfg.tracking.sweep_uid = self.uid
+        if not writable(self.dir):
+            elsewhere = fallback_dir(self.dir)
+            outcome.say_error(f"cannot write the sweep folder {self.dir}; job {number}'s files go to {elsewhere}")
+            with open_dict(job_cfg):
+                job_cfg.hydra.sweep.dir = str(elsewhere)
+        return job_cfg
+
+    def record(self, number: int, ret) -> None:
+        """One job's outcome into the summary: its report, or the error that stopped it."""
+        if ret.status == JobStatus.FAILED:  # an error outside the measurement (I/O, a bug): the sweep goes on
+            err = ret._return_value
+            outcome.say_error(f"job {number} failed outside its measurement: {type(err).__name__}: {err}")
+            outcome.record(1)
+            result = RunResult(params={key: "?" for key in ("model", "platform", "backend", "batch")})
+            result.finish("failed", f"{type(err).__name__}: {err}")
+            self.rows.append(summary_row(number, result))
+            return
+        report = ret.return_value
+        if report.result is not None:
+            self.rows.append(summary_row(number, report.result))
+            self.unlogged += bool(self.tracker and not report.logged)
+
+    def finish(self) -> None:
+        """The summary table and file, and the parent run closed with the sweep's outcome."""
+        failed = [row for row in self.rows if not row["status"].startswith("ok")]
+        if self.status == "RUNNING":
+            self.status = "FAILED" if failed else "FINISHED"
+        _print_table(self.rows)
         for row in failed:
-            print(f"failed: job {row['job']} model={row['model']} batch={row['batch']}: {row['status']}: {row['error']}", file=sys.stderr)
+            print(f"failed: job {row['job']} model={row['model']} batch={row['batch']}: {row['status']}: {row['error']}",
+                  file=sys.stderr)
         if failed:
             outcome.record(1)
-        summary = sweep_dir / SUMMARY_FILE
-        if rows:
-            with summary.open("w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
-        self._close_parent(summary, failed=bool(failed))
+        not_run = len(self.jobs) - len(self.rows)
+        print(f"{len(self.rows)} job(s) run, {len(failed)} failed" + (f", {not_run} not run" if not_run else "")
+              + (f", {self.skipped} skipped (already finished)" if self.skipped else ""))
+        summary = self.dir / SUMMARY_FILE
+        try:
+            if self.rows:
+                with summary.open("w", newline="") as handle:
+                    writer = csv.DictWriter(handle, fieldnames=list(self.rows[0]))
+                    writer.writeheader()
+                    writer.writerows(self.rows)
+        except OSError as err:
+            outcome.say_error(f"cannot write {summary} ({err.strerror}); the table above is the summary")
+        self.save()
+        self._close_parent(summary)
+        if self.unlogged:
+            outcome.say_note(f"{self.unlogged} run(s) did not reach MLflow; upload them with `embench sync {self.dir}`")
 
-    def _close_parent(self, summary: Path, failed: bool) -> None:
-        if not self.parent_run_id:
+    def _close_parent(self, summary: Path) -> None:
+        if not self.parent_run_id or self.tracker.down:
+            if self.parent_run_id:
+                outcome.record(TrackingError.exit_code)
             return
-        from embench.tracking import PARENT_RUN_ENV
-
         try:
             if summary.exists():
                 self.tracker.client.log_artifact(self.parent_run_id, str(summary))
-            self.tracker.terminate(self.parent_run_id, "FAILED" if failed else "FINISHED")
+            self.tracker.terminate(self.parent_run_id, self.status)
         except Exception as err:
-            outcome.say_error(f"could not close the sweep's MLflow run {self.parent_run_id}: {err}")
+            outcome.say_error(f"could not close the sweep's MLflow run {self.parent_run_id}: {credentials.redact(str(err))}")
             outcome.record(TrackingError.exit_code)
-        os.environ.pop(PARENT_RUN_ENV, None)
+
+
+def run_sweep(config: DictConfig, hydra_context, task_function, job_overrides: list[list[str]]) -> list:
+    """Runs the sweep's jobs in this process, one after another; returns their Hydra JobReturns."""
+    loader = hydra_context.config_loader
+    str(config.hydra.sweep.dir)  # resolve the folder's time and name once: every job's config copies them
+    jobs = [(number, overrides, loader.load_sweep_config(config, list(overrides)))
+            for number, overrides in enumerate(job_overrides)]
+    sweep = Sweep(config, jobs)
+    sweep.check()
+    setup_globals()
+    with signals.deferred():
+        sweep.open()
+    returns = []
+    try:
+        for done, (number, overrides, job_cfg) in enumerate(sweep.jobs):
+            failed = sum(not row["status"].startswith("ok") for row in sweep.rows)
+            print(f"[embench] job {done + 1}/{len(sweep.jobs)} ({failed} failed): #{number} {' '.join(overrides)}", flush=True)
+            ret = run_job(hydra_context=hydra_context, task_function=task_function,
+                          config=sweep.job_config(number, job_cfg), job_dir_key="hydra.sweep.dir",
+                          job_subdir_key="hydra.sweep.subdir")
+            configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+            sweep.record(number, ret)
+            returns.append(ret)
+    except signals.Interrupted:
+        sweep.status = "KILLED"
+        raise
+    except BaseException:
+        sweep.status = "FAILED"
+        raise
+    finally:
+        with signals.deferred():
+            sweep.finish()
+    return returns

@@ -1,20 +1,30 @@
-"""MLflow: one run per measured point, one parent run per sweep, nothing left RUNNING."""
+"""MLflow: one run per measured point, one parent run per sweep, nothing left RUNNING.
 
+Every run embench creates carries the host and process that own it, so that a later embench
+command can close the runs of a process that died without a word (SIGKILL, the OOM killer).
+"""
+
+import hashlib
 import logging
 import os
+import socket
 import time
 from functools import cache
 from pathlib import Path
 
+import psutil
 from omegaconf import DictConfig
 
-from embench.errors import TrackingError
+from embench import credentials, outcome
+from embench.errors import ConfigError, TrackingError
 from embench.result import RunResult
 
-PARENT_RUN_ENV = "EMBENCH_PARENT_RUN_ID"
 _STATUS = {"ok": "FINISHED", "failed": "FAILED", "oom": "FAILED", "killed": "KILLED"}
 _MAX_PARAM_CHARS = 6000
 _MAX_TAG_CHARS = 8000
+HOST_TAG, PID_TAG, PID_START_TAG = "embench.host", "embench.pid", "embench.pid_started"
+RUN_UID_TAG, SWEEP_UID_TAG, POINT_KEY_TAG = "embench.run_uid", "embench.sweep_uid", "embench.point_key"
+LOGGED_TAG = "embench.logged"  # set last: a run without it was cut off while being logged
 
 
 def absolute_uri(uri: str) -> str:
@@ -25,73 +35,196 @@ def absolute_uri(uri: str) -> str:
     return uri
 
 
+def owner_tags() -> dict[str, str]:
+    """Which process on which host owns a run while it is RUNNING."""
+    me = psutil.Process()
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(me.pid), PID_START_TAG: f"{me.create_time():.2f}"}
+
+
+def _owner_is_dead(tags: dict[str, str]) -> bool:
+    """True when the run's owner ran on this host and that process is gone (its PID reused or free)."""
+    if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
+        return False
+    try:
+        return f"{psutil.Process(int(tags[PID_TAG])).create_time():.2f}" != tags.get(PID_START_TAG)
+    except psutil.NoSuchProcess:
+        return True
+
+
 def tracker_for(tracking_cfg: DictConfig) -> "Tracker":
     """One tracker per store and experiment for the whole process: a sweep's jobs share it."""
-    return _tracker(str(tracking_cfg.uri), str(tracking_cfg.experiment), int(tracking_cfg.http_max_retries), float(tracking_cfg.http_timeout_s))
+    return _tracker(str(tracking_cfg.uri), str(tracking_cfg.experiment), int(tracking_cfg.http_max_retries),
+                    int(tracking_cfg.http_timeout_s))
 
 
 @cache
-def _tracker(uri: str, experiment: str, http_max_retries: int, http_timeout_s: float) -> "Tracker":
+def _tracker(uri: str, experiment: str, http_max_retries: int, http_timeout_s: int) -> "Tracker":
     return Tracker(uri, experiment, http_max_retries, http_timeout_s)
 
 
 def _short(err: Exception) -> str:
-    text = " ".join(str(err).split())
+    text = credentials.redact(" ".join(str(err).split()))
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-class Tracker:
-    """An MLflow client bound to one tracking URI and experiment."""
+def _sqlite_lock(uri: str):
+    """A lock across processes for creating one sqlite store: MLflow's schema migration races."""
+    from filelock import FileLock
 
-    def __init__(self, uri: str, experiment: str, http_max_retries: int, http_timeout_s: float):
+    from embench.cache import cache_dir
+
+    return FileLock(str(cache_dir("locks") / f"{hashlib.sha1(uri.encode()).hexdigest()[:16]}.lock"), timeout=120)
+
+
+class Tracker:
+    """An MLflow client bound to one tracking URI and experiment; connects on first use.
+
+    Once the store has failed, every later call fails at once (no sweep waits out a dead server
+    job after job); `down` says why.
+    """
+
+    def __init__(self, uri: str, experiment: str, http_max_retries: int, http_timeout_s: int):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(http_max_retries))
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(http_timeout_s))
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(http_timeout_s))  # MLflow wants whole seconds
+        self.uri = absolute_uri(credentials.move_to_environment(uri))
+        self.experiment_name = experiment
+        self.down: str | None = None
+        self._client = None
+        self._experiment_id = None
+
+    @property
+    def client(self):
+        self._connect()
+        return self._client
+
+    @property
+    def experiment_id(self) -> str:
+        self._connect()
+        return self._experiment_id
+
+    def _connect(self) -> None:
+        if self._client is not None:
+            return
+        if self.down:
+            raise TrackingError(self.down)
         from mlflow import MlflowClient
 
-        # After the import: importing mlflow configures its own loggers at INFO.
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # importing mlflow sets its loggers to INFO
         logging.getLogger("alembic").setLevel(logging.WARNING)
-
-        self.uri = absolute_uri(uri)
-        self.experiment_name = experiment
         try:
-            self.client = MlflowClient(tracking_uri=self.uri)
-            experiment = self.client.get_experiment_by_name(self.experiment_name)
-            self.experiment_id = (
-                experiment.experiment_id if experiment else self.client.create_experiment(self.experiment_name)
-            )
+            if self.uri.startswith("sqlite:"):
+                with _sqlite_lock(self.uri):
+                    client, experiment_id = self._open(MlflowClient)
+            else:
+                client, experiment_id = self._open(MlflowClient)
+        except (ConfigError, TrackingError):
+            raise
         except Exception as err:  # MLflow raises many kinds: connection, SQL, REST, bad URI
-            raise TrackingError(f"could not reach MLflow at {self.uri}: {_short(err)}") from err
+            if "registered tracking store" in str(err) or "scheme" in str(err).lower():
+                raise ConfigError(f"tracking.uri={self.uri!r} is not a store MLflow can use: {_short(err)}") from err
+            self.down = f"could not reach MLflow at {self.uri}: {_short(err)}"
+            raise TrackingError(self.down) from err
+        self._client, self._experiment_id = client, experiment_id
+
+    def _open(self, client_class):
+        client = client_class(tracking_uri=self.uri)
+        experiment = client.get_experiment_by_name(self.experiment_name)
+        if experiment is None:
+            try:
+                return client, client.create_experiment(self.experiment_name)
+            except Exception:  # another process created it meanwhile
+                experiment = client.get_experiment_by_name(self.experiment_name)
+                if experiment is None:
+                    raise
+        if experiment.lifecycle_stage == "deleted":
+            raise ConfigError(
+                f"tracking.experiment={self.experiment_name!r} is deleted in {self.uri}; restore it with "
+                f"`MLFLOW_TRACKING_URI={self.uri} mlflow experiments restore --experiment-id {experiment.experiment_id}`, "
+                "or name another experiment"
+            )
+        return client, experiment.experiment_id
+
+    def _call(self, what: str, action):
+        """Runs one MLflow call; a failure marks the store down and becomes a TrackingError."""
+        try:
+            return action()
+        except (TrackingError, ConfigError):
+            raise
+        except Exception as err:
+            self.down = f"could not {what} at {self.uri}: {_short(err)}"
+            raise TrackingError(self.down) from err
+
+    def search(self, filter_string: str = "") -> list:
+        """Every run of the experiment matching `filter_string`, all pages."""
+        def query():
+            runs, token = [], None
+            while True:
+                page = self.client.search_runs([self.experiment_id], filter_string, max_results=5000, page_token=token)
+                runs.extend(page)
+                token = page.token
+                if not token:
+                    return runs
+        return self._call("search MLflow runs", query)
+
+    def close_stale_runs(self) -> int:
+        """Marks KILLED the RUNNING runs whose embench process on this host has died; says so in one line."""
+        stale = [run for run in self.search("attributes.status = 'RUNNING'") if _owner_is_dead(run.data.tags)]
+        for run in stale:
+            self._call("close a stale run", lambda: self.client.set_terminated(run.info.run_id, status="KILLED"))
+            self._call("tag a stale run", lambda: self.client.set_tag(
+                run.info.run_id, "embench.closed_stale", f"process {run.data.tags[PID_TAG]} died while the run was RUNNING"))
+        if stale:
+            pids = sorted({run.data.tags[PID_TAG] for run in stale})
+            outcome.say_note(
+                f"closed {len(stale)} run(s) left RUNNING by embench process(es) {', '.join(pids)} on this host, "
+                f"which died (SIGKILL or out of memory): marked KILLED in {self.uri}, experiment {self.experiment_name!r}"
+            )
+        return len(stale)
+
+    def finished_point_keys(self) -> set[str]:
+        return {run.data.tags.get(POINT_KEY_TAG) for run in self.search("attributes.status = 'FINISHED'")} - {None}
+
+    def run_uids(self) -> set[str]:
+        """Ids of the runs logged whole. Half-logged ones (a server that died mid-run) are deleted, to log again."""
+        whole = set()
+        for run in self.search():
+            uid = run.data.tags.get(RUN_UID_TAG)
+            if uid and run.data.tags.get(LOGGED_TAG) == "true":
+                whole.add(uid)
+            elif uid and run.info.status != "RUNNING":
+                self._call("delete a half-logged run", lambda: self.client.delete_run(run.info.run_id))
+        return whole
+
+    def find_parent(self, sweep_uid: str):
+        runs = self.search(f"tags.`{SWEEP_UID_TAG}` = '{sweep_uid}'")
+        parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+        return parents[0] if parents else None
 
     def start_parent(self, run_name: str, tags: dict[str, str]) -> str:
         """Creates a RUNNING parent run for a sweep and returns its id."""
-        try:
-            return self.client.create_run(self.experiment_id, run_name=run_name, tags=tags).info.run_id
-        except Exception as err:
-            raise TrackingError(f"could not create the sweep's MLflow run at {self.uri}: {_short(err)}") from err
+        return self._call("create the sweep's MLflow run", lambda: self.client.create_run(
+            self.experiment_id, run_name=run_name, tags=tags | owner_tags()).info.run_id)
 
     def terminate(self, run_id: str, status: str) -> None:
-        try:
-            self.client.set_terminated(run_id, status=status)
-        except Exception as err:
-            raise TrackingError(f"could not close MLflow run {run_id} at {self.uri}: {_short(err)}") from err
+        self._call(f"close MLflow run {run_id}", lambda: self.client.set_terminated(run_id, status=status))
 
-    def log_result(self, result: RunResult, artifact_dir: Path, parent_run_id: str | None) -> str:
+    def log_result(self, result: RunResult, artifact_dir: Path | None, parent_run_id: str | None) -> str:
         """Logs one run (params, metrics, tags, artifacts) and closes it; returns its run id."""
         from mlflow.entities import Metric, Param
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-        tags = dict(result.tags, status=result.status)
+        tags = dict(result.tags, status=result.status) | owner_tags()
+        tags[RUN_UID_TAG] = result.run_uid
         if result.error:
             tags["error"] = result.error[:_MAX_TAG_CHARS]
         if parent_run_id:
             tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
         name = "_".join(result.params[key] for key in ("model", "platform", "backend")) + f"_b{result.params['batch']}"
         run_id = None
-        try:
-            run = self.client.create_run(
-                self.experiment_id, start_time=int(result.start_time * 1000), run_name=name, tags=tags
-            )
+
+        def log() -> str:
+            nonlocal run_id
+            run = self.client.create_run(self.experiment_id, start_time=int(result.start_time * 1000), run_name=name, tags=tags)
             run_id = run.info.run_id
             now = int(time.time() * 1000)
             self.client.log_batch(
@@ -99,17 +232,22 @@ class Tracker:
                 metrics=[Metric(key, float(value), now, 0) for key, value in result.metrics.items()],
                 params=[Param(key, value[:_MAX_PARAM_CHARS]) for key, value in result.params.items()],
             )
-            self.client.log_artifacts(run_id, str(artifact_dir))
+            if artifact_dir is not None:
+                self.client.log_artifacts(run_id, str(artifact_dir))
+            self.client.set_tag(run_id, LOGGED_TAG, "true")
             self.client.set_terminated(run_id, status=_STATUS[result.status], end_time=int(result.end_time * 1000))
             return run_id
-        except Exception as err:
+
+        try:
+            return self._call("log to MLflow", log)
+        except TrackingError:
             if run_id:
                 self._close_quietly(run_id)
-            raise TrackingError(f"could not log to MLflow at {self.uri}: {_short(err)}") from err
+            raise
 
     def _close_quietly(self, run_id: str) -> None:
         """Best effort: a run whose logging broke off is marked FAILED, not left RUNNING."""
         try:
-            self.client.set_terminated(run_id, status="FAILED")
+            self._client.set_terminated(run_id, status="FAILED")
         except Exception:
             pass

@@ -8,7 +8,7 @@ import numpy as np
 import openvino as ov
 import torch
 
-from embench.backends import TOLERANCE
+from embench.backends import TOLERANCE, check_option, is_count
 from embench.cache import cache_dir
 from embench.errors import ConfigError
 from embench.platform import Device
@@ -106,8 +106,8 @@ class OpenVINO:
             raise ConfigError(f"backend.runtime.hint={hint!r} is not valid; valid: {', '.join(HINTS)}")
         if precision not in PRECISIONS:
             raise ConfigError(f"backend.runtime.precision={precision!r} is not valid; valid: {', '.join(PRECISIONS)}")
-        if not (isinstance(requests, int) and requests > 0):
-            raise ConfigError(f"backend.runtime.requests={requests!r} must be a positive integer")
+        check_option("requests", requests, is_count(requests), "a whole number of infer requests from 1 to 1024")
+        check_option("streams", streams, streams is None or is_count(streams), "null (what the hint chooses) or 1 to 1024")
         self.hint, self.precision, self.streams, self.requests = hint, precision, streams, requests
 
     def prepare(self, model: torch.nn.Module, example: torch.Tensor, device: Device, model_id: str) -> PreparedOpenVINO:

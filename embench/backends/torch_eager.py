@@ -5,7 +5,7 @@ from typing import Callable
 
 import torch
 
-from embench.backends import TOLERANCE
+from embench.backends import TOLERANCE, check_flags
 from embench.errors import ConfigError
 from embench.platform import Device
 from embench.profiling import Profile, profile_torch
@@ -64,6 +64,7 @@ class TorchEager:
     def __init__(self, dtype: str = "fp32", channels_last: bool = False, cudnn_benchmark: bool = True, cuda_graphs: bool = False):
         if dtype not in DTYPES:
             raise ConfigError(f"backend.runtime.dtype={dtype!r} is not valid; valid: {', '.join(DTYPES)}")
+        check_flags(channels_last=channels_last, cudnn_benchmark=cudnn_benchmark, cuda_graphs=cuda_graphs)
         self.dtype, self.channels_last = dtype, channels_last
         self.cudnn_benchmark, self.cuda_graphs = cudnn_benchmark, cuda_graphs
 

@@ -5,6 +5,9 @@ import os
 import sys
 from pathlib import Path
 
+from embench import credentials
+from embench.artifacts import writable
+
 PROG = "embench.report"
 DESCRIPTION = """\
 Reads the runs of an MLflow experiment and writes, into --output, report.html (self-contained,
@@ -66,7 +69,7 @@ def _filters(parser: argparse.ArgumentParser, args: argparse.Namespace):
             parser.error(f"--tag {item!r}: expected KEY=VALUE, e.g. --tag host_busy=false")
         tags[key.removeprefix("tags.")] = value
     batches = _split(args.batch)
-    bad = [b for b in batches if not b.isdigit()]
+    bad = [b for b in batches if not (b.isdigit() and int(b) > 0)]
     if bad:
         parser.error(f"--batch {','.join(bad)}: batch sizes are positive integers, e.g. --batch 1,8")
     return Filters(models=_split(args.model), platforms=_split(args.platform), backends=_split(args.backend),
@@ -78,13 +81,24 @@ def _error(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _check_output(out_dir: Path) -> None:
+    """--output must be a folder this user can write, checked before anything is read."""
+    if out_dir.exists() and not out_dir.is_dir():
+        _error(f"--output {out_dir} is a file; give a folder for the report (created if missing)", 2)
+    if not writable(out_dir):
+        _error(f"--output {out_dir} cannot be written (permission denied or read-only); give a folder you can write", 2)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     filters = _filters(parser, args)
     from embench.report.load import ReportError, load, tracking_uri
 
-    uri = tracking_uri(args.tracking_uri)
+    if args.tracking_uri is not None and not args.tracking_uri.strip():
+        _error("--tracking-uri '' is empty: give a store, e.g. sqlite:///mlflow.db or http://127.0.0.1:5000", 2)
+    _check_output(args.output)
+    uri = credentials.move_to_environment(tracking_uri(args.tracking_uri))
     try:
         sel = load(uri, args.experiment, filters, args.aggregate)
         from embench.report.build import build

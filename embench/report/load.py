@@ -145,8 +145,11 @@ def connect(uri: str):
 
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri)
+    try:
+        mlflow.set_tracking_uri(uri)
+        return MlflowClient(tracking_uri=uri)
+    except Exception as err:  # an unsupported scheme, a malformed sqlite URI, ...
+        raise ReportError(f"--tracking-uri {uri!r} is not a store MLflow can use: {_short(err)}", 2) from err
 
 
 def find_experiment(client, uri: str, name: str):

@@ -1,0 +1,51 @@
+"""Ctrl-C and SIGTERM as one exception, and critical sections that a signal cannot cut in half."""
+
+import contextlib
+import signal
+
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(KeyboardInterrupt):
+    """The user or the system asked the process to stop; `exit_code` is 128 + the signal number."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    def describe(self) -> str:
+        return "interrupted (Ctrl-C)" if self.signum == signal.SIGINT else f"terminated ({signal.Signals(self.signum).name})"
+
+
+_deferring = 0
+_pending: list[int] = []
+
+
+def _handler(signum, frame) -> None:
+    if _deferring and not _pending:  # a second signal while deferring stops at once
+        _pending.append(signum)
+        return
+    raise Interrupted(signum)
+
+
+def install() -> None:
+    """Turns SIGINT, SIGTERM and SIGHUP into Interrupted in the main thread."""
+    for signum in HANDLED:
+        signal.signal(signum, _handler)
+
+
+@contextlib.contextmanager
+def deferred():
+    """Holds a signal until the block ends, so a result is logged whole or not begun."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+    if not _deferring and _pending:
+        raise Interrupted(_pending.pop())

@@ -1,0 +1,207 @@
+"""Nothing lost, nothing left RUNNING: a real mlflow server, real signals, real unwritable folders."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import MlflowServer, cli_env, runs_of
+
+QUICK = ("protocol=quick",)
+LONG = ("protocol.min_duration_s=60", "protocol.max_duration_s=60")
+
+
+class Cli:
+    """`python -m embench ARGS` as a live process whose output is read line by line."""
+
+    def __init__(self, tmp_path: Path, *args: str, cwd: Path | None = None, **env: str):
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "embench", *args], cwd=cwd or tmp_path, text=True,
+            env=cli_env(tmp_path, PYTHONUNBUFFERED="1", **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+
+    def wait_for(self, marker: str, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if marker in line:
+                return
+            assert time.monotonic() < deadline, f"no {marker!r} within {timeout} s"
+        raise AssertionError(f"process ended before {marker!r}:\n{self.output}")
+
+    def finish(self, timeout: float = 300) -> int:
+        self.lines += self.proc.communicate(timeout=timeout)[0].splitlines(keepends=True)
+        return self.proc.returncode
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+def results(root: Path) -> list[dict]:
+    return [json.loads(path.read_text()) for path in sorted(root.glob("**/result.json"))]
+
+
+def assert_nothing_lost(client, root: Path) -> list:
+    """Every run is closed, and every result.json on disk is a whole run in the store."""
+    runs = runs_of(client)
+    assert not [r for r in runs if r.info.status == "RUNNING"], [(r.info.run_name, r.info.status) for r in runs]
+    logged = {r.data.tags.get("embench.run_uid") for r in runs if r.data.tags.get("embench.logged") == "true"}
+    on_disk = {record["run_uid"] for record in results(root)}
+    assert on_disk <= logged, f"measured but not in MLflow: {on_disk - logged}"
+    return runs
+
+
+def children(runs: list) -> list:
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+def parents(runs: list) -> list:
+    return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+
+
+def test_sweep_logs_to_a_live_server_and_credentials_never_leak(mlflow_server, tmp_path):
+    """A healthy `mlflow server` gets every run; `user:secret` appears in no file, tag, param or output."""
+    uri = mlflow_server.url.replace("http://", "http://alice:s3cr3t-token@")
+    cli = Cli(tmp_path, "-m", "model=squeezenet1_1", "batch=1,2", *QUICK, f"tracking.uri={uri}",
+              "tracking.experiment=live-server")
+    assert cli.finish() == 0, cli.output
+    client = mlflow_server.client()
+    runs = runs_of(client, "live-server")
+    assert len(parents(runs)) == 1 and len(children(runs)) == 2
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert "s3cr3t-token" not in cli.output
+    files = [path for path in tmp_path.glob("outputs/**/*") if path.is_file()]
+    assert any(path.name == "overrides.yaml" for path in files) and any(path.name == "embench.log" for path in files)
+    for path in files:
+        assert "s3cr3t-token" not in path.read_text(errors="replace"), path
+    for run in runs:
+        assert "s3cr3t-token" not in json.dumps([run.data.tags, run.data.params])
+    [parent] = parents(runs)
+    assert "tracking.uri=http://127.0.0.1" in parent.data.tags["embench.overrides"]
+
+
+def test_server_killed_mid_sweep_then_sync_uploads_the_rest_once(tmp_path):
+    server = MlflowServer(tmp_path / "server").start()
+    try:
+        cli = Cli(tmp_path, "-m", "model=squeezenet1_1", "batch=1,2,3", *QUICK, MLFLOW_TRACKING_URI=server.url)
+        cli.wait_for("logged to MLflow")
+        server.stop()
+        assert cli.finish() == 3, cli.output
+        assert "embench sync" in cli.output and "Traceback" not in cli.output
+        assert [record["status"] for record in results(tmp_path / "outputs")] == ["ok"] * 3
+        [sweep_dir] = (tmp_path / "outputs" / "sweeps").iterdir()
+
+        server.start()  # the same store, back up
+        sync = subprocess.run([sys.executable, "-m", "embench", "sync", str(sweep_dir)], cwd=tmp_path,
+                              env=cli_env(tmp_path, MLFLOW_TRACKING_URI=server.url), capture_output=True, text=True)
+        assert sync.returncode == 0, sync.stdout + sync.stderr
+        runs = assert_nothing_lost(server.client(), tmp_path / "outputs")
+        kids = [r for r in children(runs)]
+        assert len(kids) == 3 and {r.info.status for r in kids} == {"FINISHED"}
+        [parent] = parents(runs)
+        assert parent.info.status == "FINISHED" and {r.data.tags["mlflow.parentRunId"] for r in kids} == {parent.info.run_id}
+
+        again = subprocess.run([sys.executable, "-m", "embench", "sync", str(sweep_dir)], cwd=tmp_path,
+                               env=cli_env(tmp_path, MLFLOW_TRACKING_URI=server.url), capture_output=True, text=True)
+        assert again.returncode == 0 and "0 run(s) logged, 3 already in the store" in again.stdout, again.stdout
+        assert len(runs_of(server.client())) == 4
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("moment", ["building", "preparing", "measuring", "profiling", "logging model="])
+def test_ctrl_c_at_any_moment_loses_nothing_and_leaves_nothing_running(tmp_path, mlflow_client, moment):
+    cli = Cli(tmp_path, "-m", "model=squeezenet1_1", "batch=1,2", "protocol=quick", "protocol.profile_iterations=3")
+    cli.wait_for(moment)
+    if moment == "measuring":
+        time.sleep(0.3)
+    cli.proc.send_signal(signal.SIGINT)
+    assert cli.finish() == 130, cli.output
+    assert "Traceback" not in cli.output and "interrupted (Ctrl-C)" in cli.output
+    runs = assert_nothing_lost(mlflow_client, tmp_path / "outputs")
+    assert [r.info.status for r in parents(runs)] == ["KILLED"]
+
+
+def test_sigterm_closes_the_sweep_as_killed(tmp_path, mlflow_client):
+    cli = Cli(tmp_path, "-m", "model=squeezenet1_1", "batch=1,2", *LONG)
+    cli.wait_for("measuring")
+    cli.proc.send_signal(signal.SIGTERM)
+    assert cli.finish(timeout=120) == 143, cli.output
+    assert "terminated (SIGTERM)" in cli.output and "Traceback" not in cli.output
+    runs = assert_nothing_lost(mlflow_client, tmp_path / "outputs")
+    assert sorted(r.info.status for r in runs) == ["KILLED", "KILLED"]
+    assert [record["status"] for record in results(tmp_path / "outputs")] == ["killed"]
+
+
+def test_sigkill_leaves_a_running_parent_that_the_next_command_closes(tmp_path, mlflow_client):
+    cli = Cli(tmp_path, "-m", "model=squeezenet1_1", "batch=1,2", *LONG)
+    cli.wait_for("measuring")
+    cli.proc.kill()
+    cli.finish()
+    assert [r.info.status for r in runs_of(mlflow_client)] == ["RUNNING"]  # nobody could close it
+
+    after = Cli(tmp_path, "model=squeezenet1_1", *QUICK)
+    assert after.finish() == 0, after.output
+    notes = [line for line in after.lines if line.startswith("embench: note: closed")]
+    assert len(notes) == 1 and f"embench process(es) {cli.proc.pid} " in notes[0], after.output
+    runs = assert_nothing_lost(mlflow_client, tmp_path / "outputs")
+    [dead] = [r for r in runs if "embench.closed_stale" in r.data.tags]
+    assert dead.info.status == "KILLED" and sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]
+
+
+def test_two_sweeps_at_once_on_a_fresh_store_keep_apart(tmp_path, mlflow_client):
+    sweeps = [Cli(tmp_path, "-m", "model=squeezenet1_1", "batch=1,2", *QUICK) for _ in range(2)]
+    for cli in sweeps:
+        assert cli.finish() == 0, cli.output
+    runs = assert_nothing_lost(mlflow_client, tmp_path / "outputs")
+    assert len(parents(runs)) == 2 and len(children(runs)) == 4
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    folders = sorted((tmp_path / "outputs" / "sweeps").iterdir())
+    assert len(folders) == 2
+    for folder in folders:
+        assert len(list(folder.glob("*/result.json"))) == 2
+        assert len((folder / "sweep_summary.csv").read_text().splitlines()) == 3
+
+
+def _without_file_override(*command: str) -> list[str]:
+    """Root, but unable to write where the permission bits say no (CI runs as root)."""
+    return ["setpriv", "--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search",
+            *command]
+
+
+def test_folders_that_become_unwritable_lose_no_measurement(tmp_path, mlflow_client):
+    env = cli_env(tmp_path, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        _without_file_override(sys.executable, "-m", "embench", "-m", "model=squeezenet1_1", "batch=1,2", *QUICK),
+        cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "measuring" in line:
+            break
+    [sweep_dir] = (tmp_path / "outputs" / "sweeps").iterdir()
+    [job_dir] = sweep_dir.glob("0_*")
+    os.chmod(job_dir, 0o555)
+    os.chmod(sweep_dir, 0o555)
+    try:
+        lines += proc.communicate(timeout=300)[0].splitlines(keepends=True)
+    finally:
+        os.chmod(sweep_dir, 0o755)
+        os.chmod(job_dir, 0o755)
+    output = "".join(lines)
+    assert proc.returncode == 1, output
+    assert "Traceback" not in output
+    assert f"cannot write {job_dir}" in output and f"cannot write the sweep folder {sweep_dir}" in output
+    runs = runs_of(mlflow_client)
+    kids = children(runs)
+    assert len(kids) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+    for kid in kids:
+        assert "result.json" in {a.path for a in mlflow_client.list_artifacts(kid.info.run_id)}
