@@ -1,6 +1,7 @@
 """Files a run leaves in its output dir; MLflow gets a copy of the whole dir as artifacts."""
 
 import csv
+import os
 import tempfile
 import traceback
 from pathlib import Path
@@ -35,6 +36,14 @@ def writable(folder: Path) -> bool:
             return True
     except OSError:
         return False
+
+
+def can_create(folder: Path) -> bool:
+    """Whether `folder` exists as a writable folder or could be made, without making it."""
+    probe = folder.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
 
 
 def _write_all(out_dir: Path, result: RunResult, cfg: DictConfig) -> None:

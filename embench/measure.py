@@ -1,8 +1,9 @@
 """The timed loop: first inference, warm-up, then timed iterations until the stop rule is met."""
 
 import time
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 _NS = 1_000_000_000
 
@@ -67,12 +68,14 @@ def _stop_reason(count: int, elapsed_ns: int, rule: StopRule) -> str:
     return ""
 
 
-def time_loop(step: Callable[[], object], sync: Callable[[], None], rule: StopRule) -> Timing:
+def time_loop(step: Callable[[], object], sync: Callable[[], None], rule: StopRule,
+              meters: Sequence[AbstractContextManager] = ()) -> Timing:
     """Times `step` (one inference) as the rule says; `sync` waits for the device to finish.
 
     The first inference is timed apart from the steady state. In latency mode every iteration
     is synchronised and timed on its own; in throughput mode iterations run back to back and
     only the end of the loop is synchronised, so per-iteration times are enqueue-to-enqueue.
+    `meters` (energy, other processes' CPU) are entered and left around the timed loop alone.
     """
     clock = time.perf_counter_ns
     start = clock()
@@ -86,18 +89,21 @@ def time_loop(step: Callable[[], object], sync: Callable[[], None], rule: StopRu
     per_iteration_sync = sync if rule.sync_each_iteration else (lambda: None)
     min_iterations, max_iterations = rule.min_iterations, rule.max_iterations
     min_ns, max_ns = int(rule.min_duration_s * _NS), int(rule.max_duration_s * _NS)
-    loop_start = before = clock()
-    while True:
-        step()
-        per_iteration_sync()
-        after = clock()
-        append(after - before)
-        before = after
-        count, elapsed = len(latencies), after - loop_start
-        if count >= max_iterations or elapsed >= max_ns or (count >= min_iterations and elapsed >= min_ns):
-            break
-    sync()
-    loop_ns = clock() - loop_start
+    with ExitStack() as metered:
+        for meter in meters:
+            metered.enter_context(meter)
+        loop_start = before = clock()
+        while True:
+            step()
+            per_iteration_sync()
+            after = clock()
+            append(after - before)
+            before = after
+            count, elapsed = len(latencies), after - loop_start
+            if count >= max_iterations or elapsed >= max_ns or (count >= min_iterations and elapsed >= min_ns):
+                break
+        sync()
+        loop_ns = clock() - loop_start
     return Timing(
         first_ns=first_ns,
         warmup_iterations=warmup_count,

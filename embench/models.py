@@ -54,6 +54,19 @@ def build_model(model_cfg: DictConfig) -> torch.nn.Module:
     return model.eval()
 
 
+def check_factory(model_cfg: DictConfig) -> None:
+    """The factory's `_target_` can be imported (without building the model); raises ConfigError."""
+    from hydra.utils import get_object
+
+    target = model_cfg.factory.get("_target_")
+    if not target:
+        raise ConfigError(f"model {model_cfg.name}: model.factory has no _target_")
+    try:
+        get_object(target)
+    except Exception as err:
+        raise ConfigError(f"model {model_cfg.name}: cannot build _target_ {target}: {_one_line(err)}") from err
+
+
 def complexity(model: torch.nn.Module, input_size: int, device: str = "cpu") -> dict:
     """Size and work of one inference of ``model`` (already on ``device``) on one image.
 

@@ -1,9 +1,12 @@
 """Peak FP32 rate of a device: the platform's published figure, or measured once and cached."""
 
 import json
+import os
 import time
+from pathlib import Path
 
 import torch
+from filelock import FileLock
 
 from embench.cache import cache_dir
 from embench.contention import CpuContention
@@ -56,13 +59,19 @@ def peak_gflops(device: Device, published: float | None) -> tuple[float | None, 
         return None, "unknown"
     key = f"{device.kind}|{device.name}|threads={device.threads}|torch={torch.__version__}|{_METHOD}"
     path = cache_dir() / "peak_gflops.json"
-    known = json.loads(path.read_text()) if path.exists() else {}
-    if key in known:
-        return known[key], f"measured FP32 matmul, cached in {path}"
+    if key in _read(path):
+        return _read(path)[key], f"measured FP32 matmul, cached in {path}"
     with CpuContention() as contention:
         gflops = _measure_gflops(device)
     if contention.busy:  # a busy host understates the peak: use it for this run only
         return gflops, "measured FP32 matmul on a busy host, not cached"
-    known[key] = gflops
-    path.write_text(json.dumps(known, indent=2))
+    with FileLock(f"{path}.lock"):  # two processes add their keys one after the other
+        known = _read(path) | {key: gflops}
+        partial = path.with_name(f"{path.name}.{os.getpid()}")
+        partial.write_text(json.dumps(known, indent=2))
+        partial.replace(path)  # readers see the old file or the new one, never half of one
     return gflops, f"measured FP32 matmul, cached in {path}"
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}

@@ -65,6 +65,7 @@ def _make_backend(cfg: DictConfig):
 
 def check_point(cfg: DictConfig):
     """(device, whether it stands in for an absent one, backend): what the run needs, or one clear error."""
+    models.check_factory(cfg.model)
     device, substituted = platform.resolve_device(cfg.platform)
     backend = _make_backend(cfg)
     if device.kind not in backend.DEVICE_KINDS:
@@ -110,8 +111,8 @@ def run(cfg: DictConfig, result: RunResult) -> None:
             rule.warmup_duration_s, rule.min_iterations, rule.min_duration_s, rule.max_iterations, rule.max_duration_s,
         )
         specs = {} if substituted else (cfg.platform.get("specs") or {})
-        with CpuContention() as contention, EnergyMeter(device, specs.get("tdp_w")) as energy:
-            timing = time_loop(prepared, device.sync, rule)
+        contention, energy = CpuContention(), EnergyMeter(device, specs.get("tdp_w"))
+        timing = time_loop(prepared, device.sync, rule, meters=(contention, energy))
         result.latencies_ms = [ns / 1e6 for ns in timing.latencies_ns]
         inferences = batch * prepared.inferences_per_step
         _record_timing(result, timing, inferences, protocol)

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from embench import credentials, outcome, preflight, signals
 from embench.artifacts import fallback_dir, writable
 from embench.errors import ConfigError, TrackingError
-from embench.result import RunResult, point_key
+from embench.result import RunResult, point_key, run_params
 from embench.tracking import SWEEP_UID_TAG, absolute_uri
 
 SUMMARY_FILE = "sweep_summary.csv"
@@ -155,13 +155,13 @@ class Sweep:
                 job_cfg.hydra.sweep.dir = str(elsewhere)
         return job_cfg
 
-    def record(self, number: int, ret) -> None:
+    def record(self, number: int, job_cfg: DictConfig, ret) -> None:
         """One job's outcome into the summary: its report, or the error that stopped it."""
         if ret.status == JobStatus.FAILED:  # an error outside the measurement (I/O, a bug): the sweep goes on
             err = ret._return_value
             outcome.say_error(f"job {number} failed outside its measurement: {type(err).__name__}: {err}")
             outcome.record(1)
-            result = RunResult(params={key: "?" for key in ("model", "platform", "backend", "batch")})
+            result = RunResult(params=run_params(_task_config(job_cfg)))
             result.finish("failed", f"{type(err).__name__}: {err}")
             self.rows.append(summary_row(number, result))
             return
@@ -232,7 +232,7 @@ def run_sweep(config: DictConfig, hydra_context, task_function, job_overrides: l
                           config=sweep.job_config(number, job_cfg), job_dir_key="hydra.sweep.dir",
                           job_subdir_key="hydra.sweep.subdir")
             configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-            sweep.record(number, ret)
+            sweep.record(number, job_cfg, ret)
             returns.append(ret)
     except signals.Interrupted:
         sweep.status = "KILLED"

@@ -24,6 +24,7 @@ _MAX_PARAM_CHARS = 6000
 _MAX_TAG_CHARS = 8000
 HOST_TAG, PID_TAG, PID_START_TAG = "embench.host", "embench.pid", "embench.pid_started"
 RUN_UID_TAG, SWEEP_UID_TAG, POINT_KEY_TAG = "embench.run_uid", "embench.sweep_uid", "embench.point_key"
+_NOT_A_STORE = ("registered tracking store", "unsupported URI", "Invalid SQLite URL")  # bad input, not an outage
 LOGGED_TAG = "embench.logged"  # set last: a run without it was cut off while being logged
 
 
@@ -120,7 +121,7 @@ class Tracker:
         except (ConfigError, TrackingError):
             raise
         except Exception as err:  # MLflow raises many kinds: connection, SQL, REST, bad URI
-            if "registered tracking store" in str(err) or "scheme" in str(err).lower():
+            if any(sign in str(err) for sign in _NOT_A_STORE):
                 raise ConfigError(f"tracking.uri={self.uri!r} is not a store MLflow can use: {_short(err)}") from err
             self.down = f"could not reach MLflow at {self.uri}: {_short(err)}"
             raise TrackingError(self.down) from err

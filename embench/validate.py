@@ -27,6 +27,7 @@ KNOWN_KEYS = {
     "backend": ("name", "runtime"),
 }
 OPEN_SECTIONS = ("model.factory.", "backend.runtime.")
+MODEL_KEYS = ("name", "year", "input_size", "source", "pretrained", "factory", "accuracy", "paper")  # for hints
 
 
 def _is_int(value) -> bool:
@@ -58,7 +59,8 @@ def check_added_keys(overrides: list[str]) -> None:
         section = key.rpartition(".")[0]
         if key.startswith(OPEN_SECTIONS) or key.rpartition(".")[2] in KNOWN_KEYS.get(section, ()):
             continue
-        raise _unknown(key, KNOWN_KEYS.get(section, ()), f"added by {override!r}")
+        known = MODEL_KEYS if section == "model" else KNOWN_KEYS.get(section, ())
+        raise _unknown(key, known, f"added by {override!r}; model.factory.* and backend.runtime.* take new keys")
 
 
 def check_known_keys(cfg: DictConfig) -> None:

@@ -205,3 +205,26 @@ def test_folders_that_become_unwritable_lose_no_measurement(tmp_path, mlflow_cli
     assert len(kids) == 2 and {r.info.status for r in runs} == {"FINISHED"}
     for kid in kids:
         assert "result.json" in {a.path for a in mlflow_client.list_artifacts(kid.info.run_id)}
+
+
+def test_resume_measures_only_the_points_not_yet_finished(tmp_path, mlflow_client):
+    first = Cli(tmp_path, "-m", "model=squeezenet1_1", "batch=1,2", *QUICK)
+    assert first.finish() == 0, first.output
+    again = Cli(tmp_path, "-m", "model=squeezenet1_1", "batch=1,2,3", *QUICK, "resume=true")
+    assert again.finish() == 0, again.output
+    assert "2 point(s) already finished" in again.output and "1 job(s) run" in again.output
+    kids = children(runs_of(mlflow_client))
+    assert sorted(r.data.params["batch"] for r in kids) == ["1", "2", "3"]
+    assert len({r.data.tags["embench.point_key"] for r in kids}) == 3
+    without = Cli(tmp_path, "-m", "model=squeezenet1_1", "batch=1", *QUICK)  # without resume: measured again
+    assert without.finish() == 0 and len(children(runs_of(mlflow_client))) == 4
+
+
+def test_more_threads_than_cpus_is_tagged_and_shown(tmp_path, mlflow_client):
+    threads = os.cpu_count() + 1
+    cli = Cli(tmp_path, "-m", "model=squeezenet1_1", f"platform.threads={threads}", *QUICK)
+    assert cli.finish() == 0, cli.output
+    assert f"platform.threads={threads} is more than this host's" in cli.output
+    assert "oversubscribed" in cli.output  # the summary table's status
+    [kid] = children(runs_of(mlflow_client))
+    assert kid.data.tags["threads_oversubscribed"] == "true"

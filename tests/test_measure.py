@@ -88,3 +88,23 @@ def test_warmup_is_capped_by_max_duration_too():
     """A slow network does not spend longer warming up than measuring may take."""
     timing = time_loop(busy_wait(0.02), lambda: None, rule(warmup_iterations=1000, max_duration_s=0.1, min_iterations=1))
     assert timing.warmup_ns < 0.15e9 and timing.warmup_iterations < 10
+
+
+class WindowMeter:
+    """Records when it was entered and left, like the energy and contention meters."""
+
+    def __enter__(self):
+        self.entered = time.perf_counter_ns()
+        return self
+
+    def __exit__(self, *exc):
+        self.left = time.perf_counter_ns()
+
+
+def test_meters_cover_the_timed_loop_and_not_the_warm_up():
+    """Energy divided by the timed loop must be metered over the timed loop: 0.2 s of warm-up stays out."""
+    meter = WindowMeter()
+    timing = time_loop(busy_wait(0.01), lambda: None, rule(warmup_iterations=20, min_iterations=10, max_iterations=10),
+                       meters=(meter,))
+    assert timing.warmup_ns >= 0.2e9
+    assert abs((meter.left - meter.entered) - timing.loop_ns) < 0.005e9

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from embench import credentials
-from embench.artifacts import writable
+from embench.artifacts import can_create
 
 PROG = "embench.report"
 DESCRIPTION = """\
@@ -85,7 +85,7 @@ def _check_output(out_dir: Path) -> None:
     """--output must be a folder this user can write, checked before anything is read."""
     if out_dir.exists() and not out_dir.is_dir():
         _error(f"--output {out_dir} is a file; give a folder for the report (created if missing)", 2)
-    if not writable(out_dir):
+    if not can_create(out_dir):
         _error(f"--output {out_dir} cannot be written (permission denied or read-only); give a folder you can write", 2)
 
 

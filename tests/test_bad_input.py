@@ -1,0 +1,123 @@
+"""Every bad input: one `embench: error:` line naming the value, exit 2, no traceback, nothing measured or logged."""
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import cli_env, runs_of
+
+# (command-line arguments, words the error line must contain)
+CORPUS = [
+    (["batch=0"], ["batch=0", "positive integer"]),
+    (["batch=-3"], ["batch=-3", "positive integer"]),
+    (["batch=two"], ["batch='two'", "positive integer"]),
+    (["batch=1.5"], ["batch=1.5", "positive integer"]),
+    (["batch=true"], ["batch=True", "positive integer"]),
+    (["batch="], ["batch=''", "positive integer"]),
+    (["+bacth=8"], ["bacth", "did you mean batch"]),
+    (["++bacth=8"], ["bacth", "did you mean batch"]),
+    (["+protocol.min_iteration=5"], ["protocol.min_iteration", "did you mean protocol.min_iterations"]),
+    (["+platform.thread=2"], ["platform.thread", "did you mean platform.threads"]),
+    (["+tracking.enable=false"], ["tracking.enable", "did you mean tracking.enabled"]),
+    (["+model.foo=1"], ["model.foo", "model.factory.*"]),
+    (["+backend.runtime.foo=1"], ["backend=torch", "unexpected keyword argument 'foo'"]),
+    (["model.factory._target_=torchvision.models.no_such_net"], ["model resnet18", "torchvision.models.no_such_net"]),
+    (["seed=abc"], ["seed='abc'", "integer"]),
+    (["seed=-1"], ["seed=-1", "integer from 0"]),
+    (["seed=1.5"], ["seed=1.5", "integer"]),
+    (["model.input_size=-5"], ["model.input_size=-5", "positive integer"]),
+    (["model.input_size=0"], ["model.input_size=0", "positive integer"]),
+    (["model.input_size=big"], ["model.input_size='big'", "positive integer"]),
+    (["model.pretrained=maybe"], ["model.pretrained='maybe'", "true or false"]),
+    (["platform.threads=999"], ["platform.threads=999", "logical CPUs"]),
+    (["platform.threads=0"], ["platform.threads=0", "positive integer"]),
+    (["platform.threads=-2"], ["platform.threads=-2", "positive integer"]),
+    (["platform.threads=two"], ["platform.threads='two'", "positive integer"]),
+    (["platform.strict=nope"], ["platform.strict='nope'", "true or false"]),
+    (["platform=xavier"], ["platform=xavier", "this host lacks", "platform.strict=false"]),
+    (["tracking.enabled=no"], ["tracking.enabled='no'", "true or false"]),
+    (["tracking.enabled=1"], ["tracking.enabled=1", "true or false"]),
+    (["tracking.experiment=''"], ["tracking.experiment=''", "non-empty"]),
+    (["tracking.uri=foo://bar"], ["tracking.uri='foo://bar'", "not a store MLflow can use"]),
+    (["tracking.uri=sqlite://relative.db"], ["tracking.uri='sqlite://relative.db'", "Valid SQLite URL forms"]),
+    (["tracking.http_timeout_s=2.5"], ["tracking.http_timeout_s=2.5", "whole number of seconds"]),
+    (["tracking.http_max_retries=-1"], ["tracking.http_max_retries=-1", "integer from 0"]),
+    (["protocol.max_duration_s=inf"], ["protocol.max_duration_s=inf", "finite number > 0"]),
+    (["protocol.max_duration_s=nan"], ["protocol.max_duration_s=nan", "finite number > 0"]),
+    (["protocol.max_duration_s=0"], ["protocol.max_duration_s=0", "> 0"]),
+    (["protocol.min_duration_s=-1"], ["protocol.min_duration_s=-1", ">= 0"]),
+    (["protocol.unstable_cv=abc"], ["protocol.unstable_cv='abc'", "finite number"]),
+    (["protocol.min_iterations=0"], ["protocol.min_iterations=0", "positive integer"]),
+    (["protocol.max_iterations=2"], ["protocol.max_iterations=2", "below protocol.min_iterations=3"]),
+    (["protocol.warmup_iterations=-1"], ["protocol.warmup_iterations=-1", ">= 0"]),
+    (["protocol.mode=fast"], ["protocol.mode='fast'", "latency, throughput"]),
+    (["backend=openvino", "backend.runtime.streams=-5"], ["backend.runtime.streams=-5", "null"]),
+    (["backend=openvino", "backend.runtime.requests=0"], ["backend.runtime.requests=0", "1 to 1024"]),
+    (["backend=openvino", "backend.runtime.hint=fastest"], ["backend.runtime.hint='fastest'", "latency, throughput"]),
+    (["backend=openvino", "backend.runtime.precision=int4"], ["backend.runtime.precision='int4'", "f32"]),
+    (["backend.runtime.dtype=fp64"], ["backend.runtime.dtype='fp64'", "fp32"]),
+    (["backend.runtime.channels_last=yes"], ["backend.runtime.channels_last='yes'", "true or false"]),
+    (["backend=torch_compile", "backend.runtime.mode=turbo"], ["backend.runtime.mode='turbo'", "reduce-overhead"]),
+    (["resume=maybe"], ["resume='maybe'", "true or false"]),
+    (["model=nonesuch"], ["Could not find 'model/nonesuch'"]),
+    (["experiment=nonesuch"], ["Could not find 'experiment/nonesuch'"]),
+    (["-m", "model=resnet18,resnt18"], ["Could not find 'model/resnt18'"]),
+    (["-m", "batch=1,0"], ["batch=0", "positive integer"]),
+    (["-m", "model=squeezenet1_1", "platform=cpu,xavier"], ["platform=xavier", "this host lacks"]),
+    (["-m", "tracking.experiment=a,b"], ["tracking.* differs between the jobs"]),
+]
+
+
+def assert_refused(proc: subprocess.CompletedProcess, needles: list[str], prefix: str = "embench: error:") -> None:
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2, output
+    assert "Traceback" not in output
+    errors = [line for line in proc.stderr.splitlines() if line.startswith(prefix)]
+    assert len(errors) == 1, proc.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("args, needles", CORPUS, ids=[" ".join(args) for args, _ in CORPUS])
+def test_bad_input_is_refused_in_one_line_before_anything_runs(tmp_path, args, needles):
+    proc = subprocess.run([sys.executable, "-m", "embench", *args, "protocol=quick"], cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert_refused(proc, needles)
+    assert not list(tmp_path.glob("outputs/**/result.json"))  # nothing measured
+    store = tmp_path / "mlflow.db"
+    if store.exists():
+        from mlflow import MlflowClient
+
+        assert runs_of(MlflowClient(tracking_uri=f"sqlite:///{store}")) == []
+
+
+def test_deleted_experiment_is_refused_with_how_to_restore_it(tmp_path, mlflow_client):
+    mlflow_client.delete_experiment(mlflow_client.create_experiment("gone"))
+    proc = subprocess.run([sys.executable, "-m", "embench", "tracking.experiment=gone", "protocol=quick"], cwd=tmp_path,
+                          env=cli_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert_refused(proc, ["tracking.experiment='gone' is deleted", "mlflow experiments restore --experiment-id"])
+    assert not list(tmp_path.glob("outputs/**/result.json"))
+
+
+REPORT_CORPUS = [
+    (["--output", "a_file"], ["--output a_file is a file"]),
+    (["--output", "read_only/report"], ["--output read_only/report cannot be written"]),
+    (["--tracking-uri", "foo://bar"], ["--tracking-uri 'foo://bar' is not a store MLflow can use"]),
+    (["--tracking-uri", "sqlite://x.db"], ["--tracking-uri 'sqlite://x.db'", "Valid SQLite URL forms"]),
+    (["--tracking-uri", ""], ["--tracking-uri '' is empty"]),
+    (["--batch", "0"], ["--batch 0", "positive integers"]),
+    (["--batch", "1,-2"], ["--batch -2", "positive integers"]),
+    (["--aggregate", "mean"], ["--aggregate", "invalid choice: 'mean'"]),
+    (["--tag", "novalue"], ["--tag 'novalue'", "KEY=VALUE"]),
+]
+
+
+@pytest.mark.parametrize("args, needles", REPORT_CORPUS, ids=[" ".join(args) for args, _ in REPORT_CORPUS])
+def test_report_bad_input_is_refused_in_one_line(tmp_path, args, needles):
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "read_only").mkdir(mode=0o555)
+    command = [sys.executable, "-m", "embench.report", *args]
+    if "read_only" in " ".join(args):  # CI runs as root: drop the capability that ignores permissions
+        command = ["setpriv", "--inh-caps=-dac_override", "--bounding-set=-dac_override", *command]
+    proc = subprocess.run(command, cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert_refused(proc, needles, prefix="embench.report: error:")
