@@ -92,3 +92,16 @@ def test_bad_backend_options(run_cli, override, needle):
     result = run_cli(*override.split(), *QUICK)
     assert_one_line_error(result, needle)
     assert result.returncode == 2
+
+
+def test_first_inference_is_the_backends_cold_first_call(run_cli, tmp_path):
+    """A runtime's cold start (here a 0.3 s sleep on the first call) shows in first_inference_ms, not in check_s."""
+    conf = tmp_path / "my_conf" / "backend"
+    conf.mkdir(parents=True)
+    (conf / "slow_start.yaml").write_text("name: slow_start\nruntime:\n  _target_: slow_start_backend.SlowStartEager\n")
+    result = run_cli("--config-dir", str(tmp_path / "my_conf"), "backend=slow_start", "model=squeezenet1_1", *QUICK,
+                     PYTHONPATH=f"{REPO}:{REPO / 'tests' / 'plugins'}")
+    assert result.returncode == 0, result.output
+    metrics = only_result(tmp_path)["metrics"]
+    assert metrics["first_inference_ms"] >= 300
+    assert metrics["latency_max_ms"] < 300 and metrics["check_s"] < 0.3

@@ -37,3 +37,31 @@ def test_unreadable_counters_are_ignored(tmp_path):
     package = domain(tmp_path, "intel-rapl:0", 5)
     (package / "energy_uj").write_text("")  # as when a non-root user may not read it
     assert rapl_counters(tmp_path) == {}
+
+
+def test_energy_is_metered_over_the_timed_loop_only(tmp_path):
+    """A package whose counter grows 10 mJ per step: the first inference and 20 warm-up steps must not count."""
+    import time
+
+    import torch
+
+    from embench.energy import EnergyMeter
+    from embench.measure import StopRule, time_loop
+    from embench.platform import Device
+
+    package = domain(tmp_path, "intel-rapl:0", 0)
+    counter = {"uj": 0}
+
+    def step():  # 2 ms of work that costs 10 mJ, as a RAPL counter would show it
+        end = time.perf_counter() + 0.002
+        counter["uj"] += 10_000
+        (package / "energy_uj").write_text(f"{counter['uj']}\n")
+        while time.perf_counter() < end:
+            pass
+
+    rule = StopRule(warmup_iterations=20, warmup_duration_s=0.0, min_iterations=50, min_duration_s=0.0,
+                    max_iterations=50, max_duration_s=10.0)
+    meter = EnergyMeter(Device("cpu", "test", torch.device("cpu"), lambda: None, 1), None, powercap=tmp_path)
+    time_loop(step, lambda: None, rule, meters=(meter,))
+    assert meter.source == "rapl powercap"
+    assert meter.joules == pytest.approx(50 * 0.010)  # the 50 timed steps' energy; the 21 before them stay out

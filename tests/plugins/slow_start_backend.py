@@ -1,0 +1,23 @@
+"""A user's own backend whose first call is slow (0.3 s), as a runtime's cold start can be."""
+
+import time
+
+from embench.backends.torch_eager import PreparedTorch, TorchEager
+
+FIRST_CALL_S = 0.3
+
+
+class SlowStartEager(TorchEager):
+    """Torch eager whose first inference sleeps FIRST_CALL_S before running."""
+
+    def prepare(self, model, example, device, model_id):
+        model, inputs = self._place(model, example, device)
+        calls = []
+
+        def step():
+            if not calls:
+                time.sleep(FIRST_CALL_S)
+            calls.append(1)
+            return model(inputs)
+
+        return PreparedTorch(step, device, self.dtype, self._tags(device))
