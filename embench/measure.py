@@ -19,6 +19,7 @@ class StopRule:
     max_iterations: int
     max_duration_s: float
     sync_each_iteration: bool = True
+    cooloff_s: float = 0.0  # pause after each timed iteration, outside the timed window (the paper's 2 s)
 
     @classmethod
     def from_protocol(cls, protocol) -> "StopRule":
@@ -30,6 +31,7 @@ class StopRule:
             max_iterations=int(protocol.max_iterations),
             max_duration_s=float(protocol.max_duration_s),
             sync_each_iteration=protocol.mode == "latency",
+            cooloff_s=float(protocol.cooloff_s),
         )
 
 
@@ -89,6 +91,7 @@ def time_loop(step: Callable[[], object], sync: Callable[[], None], rule: StopRu
     per_iteration_sync = sync if rule.sync_each_iteration else (lambda: None)
     min_iterations, max_iterations = rule.min_iterations, rule.max_iterations
     min_ns, max_ns = int(rule.min_duration_s * _NS), int(rule.max_duration_s * _NS)
+    cooled_ns = 0  # time spent cooling off: neither timed nor counted towards the durations
     with ExitStack() as metered:
         for meter in meters:
             metered.enter_context(meter)
@@ -98,12 +101,15 @@ def time_loop(step: Callable[[], object], sync: Callable[[], None], rule: StopRu
             per_iteration_sync()
             after = clock()
             append(after - before)
-            before = after
-            count, elapsed = len(latencies), after - loop_start
+            count, elapsed = len(latencies), after - loop_start - cooled_ns
             if count >= max_iterations or elapsed >= max_ns or (count >= min_iterations and elapsed >= min_ns):
                 break
+            if rule.cooloff_s:
+                time.sleep(rule.cooloff_s)
+                cooled_ns += clock() - after
+            before = clock()
         sync()
-        loop_ns = clock() - loop_start
+        loop_ns = clock() - loop_start - cooled_ns
     return Timing(
         first_ns=first_ns,
         warmup_iterations=warmup_count,

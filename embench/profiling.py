@@ -18,28 +18,61 @@ CATEGORIES = (
     "other",
 )
 
-# First match wins; names are matched without their namespace ("aten::", "prim::", ...).
+# Op and layer type names: torch's aten ops, OpenVINO's layer types, ONNX's op types.
+# First match wins; names are matched without their namespace ("aten::", "prim::", ...), ignoring case.
 _PATTERNS = [
-    ("convolution", r"conv|_nnpack"),
-    ("batch_norm", r"batch_norm|batchnorm"),
-    ("activation", r"relu|clamp|hardtanh|sigmoid|silu|swish|gelu|tanh|elu|softmax|hardswish|hardsigmoid|mish"),
-    ("pooling", r"pool|^mean$"),
-    ("fully_connected", r"^(linear|addmm|mm|matmul|bmm|baddbmm|fully_?connected|innerproduct)"),
-    ("elementwise", r"^(add|sub|mul|div|pow|sqrt|rsqrt|exp|neg|abs|sum|eltwise|multiply)_?$"),
+    ("convolution", r"conv(?!ert)|_nnpack"),  # not OpenVINO's Convert nor convert_element_type
+    ("batch_norm", r"batch_?norm"),
+    ("activation", r"relu|clamp|hardtanh|sigmoid|silu|swish|gelu|tanh|elu|softmax|hardswish|hardsigmoid|mish|^threshold_?$"),
+    ("pooling", r"pool|^(mean|reduce_?mean)$"),  # a mean over H and W is these networks' global average pooling
+    ("fully_connected", r"^_?(linear|addmm|mm|matmul|bmm|baddbmm|gemm|fully_?connected|inner_?product)"),
+    (
+        "elementwise",
+        # OpenVINO's CPU plugin runs fused element-wise chains as one Eltwise or Subgraph (a "snippet") node.
+        r"^(add|sub|subtract|rsub|mul|multiply|div|divide|pow|power|sqrt|rsqrt|exp|neg|negative|abs|sum"
+        r"|maximum|minimum|squared_?difference|eltwise|subgraph)_?$",
+    ),
     (
         "concat_reshape",
-        r"^(cat|concat|stack|view|reshape|flatten|transpose|permute|contiguous|clone|copy_|chunk|split"
-        r"|narrow|slice|select|as_strided_?|expand|squeeze_?|unsqueeze_?|t|channel_shuffle|pixel_shuffle"
-        r"|index|gather|pad|constant_pad_nd|_unsafe_view|unflatten)$",
+        # Data movement. Layout and precision conversions (OpenVINO's Reorder and Convert, torch's to()) move
+        # data too, and this is the closest category for them.
+        r"^(cat|concat|stack|view|reshape|flatten|transpose|permute|contiguous|clone|copy_|chunk|split|variadic_?split"
+        r"|narrow|slice|strided_?slice|select|as_strided_?|expand|broadcast|tile|squeeze_?|unsqueeze_?|t"
+        r"|channel_shuffle|shuffle_?channels|pixel_shuffle|depth_?to_?space|space_?to_?depth"
+        r"|index|gather|pad|constant_pad_nd|_unsafe_view|unflatten"
+        r"|reorder|convert|convert_like|convert_element_type|to|_to_copy)$",
     ),
 ]
+
+# GPU kernel names, which the torch profiler reports on CUDA: demangled signatures, "..._kernel"s,
+# and the bare names of cuDNN / cuBLAS / CUTLASS kernels, which carry the GPU architecture or library.
+_KERNEL_NAME = re.compile(
+    r"[<( ]|kernel|^(sm\d+|maxwell|volta|turing|ampere)_|^(cudnn|cublas|cutlass)|scudnn|xmma|sgemm", re.IGNORECASE
+)
+
+# Kernel names are matched whole (their signatures hold "::" of their own); first match wins.
+_KERNEL_PATTERNS = [
+    # cuDNN: fprop (forward) implicit GEMMs, [shi]<mma shape>cudnn, winograd; torch's depthwise and im2col.
+    ("convolution", r"conv(?!ert)|fprop|winograd|(^|_)[shi]\d*cudnn|im2col"),
+    ("batch_norm", r"batch_?norm|bn_fw"),
+    # cuBLAS and CUTLASS GEMM / GEMV, and cuBLAS's split-K reduction. A 1x1 convolution run as a GEMM lands here.
+    ("fully_connected", r"gemm|gemv|splitKreduce"),
+    ("pooling", r"pool|MeanOps"),  # MeanOps: torch's mean, the global average pooling
+    ("activation", r"relu|clamp|hardtanh|sigmoid|silu|swish|gelu|tanh|softmax|hardswish|activation"),
+    ("concat_reshape", r"copy|transpose|permute|nchwToNhwc|nhwcToNchw|gather|index"),  # CatArrayBatchedCopy too
+    ("elementwise", r"elementwise|add_tensor|reduce_kernel"),  # torch's other pointwise kernels and reductions
+]
 _COMPILED = [(category, re.compile(pattern, re.IGNORECASE)) for category, pattern in _PATTERNS]
+_KERNEL_COMPILED = [(category, re.compile(pattern, re.IGNORECASE)) for category, pattern in _KERNEL_PATTERNS]
 
 
 def categorize(op: str) -> str:
-    """The layer category of an op or layer type name, e.g. 'aten::mkldnn_convolution' -> 'convolution'."""
-    name = op.split("::")[-1]
-    for category, pattern in _COMPILED:
+    """The layer category of an op, layer type or GPU kernel name, e.g. 'aten::mkldnn_convolution' -> 'convolution'."""
+    if _KERNEL_NAME.search(op):
+        patterns, name = _KERNEL_COMPILED, op
+    else:
+        patterns, name = _COMPILED, op.split("::")[-1]
+    for category, pattern in patterns:
         if pattern.search(name):
             return category
     return "other"

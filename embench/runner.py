@@ -115,10 +115,13 @@ def run(cfg: DictConfig, result: RunResult) -> None:
         )
         specs = {} if substituted else (cfg.platform.get("specs") or {})
         contention, energy = CpuContention(), EnergyMeter(device, specs.get("tdp_w"))
-        timing = time_loop(prepared, device.sync, rule, meters=(contention, energy))  # its first call is the cold one
+        meters = (contention, energy)
+        if rule.cooloff_s:  # the meters would count the idle pauses: no energy figure
+            meters, energy.source = (contention,), "none: the protocol pauses between iterations"
+        timing = time_loop(prepared, device.sync, rule, meters=meters)  # its first call is the cold one
         result.latencies_ms = [ns / 1e6 for ns in timing.latencies_ns]
         inferences = batch * prepared.inferences_per_step
-        _record_timing(result, timing, inferences, protocol)
+        step_ms = _record_timing(result, timing, inferences, protocol)
         _record_contention(result, contention)
         _record_energy(result, energy, inferences * len(timing.latencies_ns))
         result.metrics["peak_memory_mb"] = memory.peak_rss_mb()
@@ -133,7 +136,7 @@ def run(cfg: DictConfig, result: RunResult) -> None:
             profile_start = clock()
             result.profile = prepared.profile(int(protocol.profile_iterations))
             result.metrics["profile_s"] = clock() - profile_start
-            result.metrics.update(result.profile.metrics(result.metrics["latency_median_ms"] / prepared.inferences_per_step))
+            result.metrics.update(result.profile.metrics(step_ms / prepared.inferences_per_step))
 
 
 def _record_device(cfg: DictConfig, result: RunResult, device: platform.Device, substituted: bool) -> None:
@@ -184,28 +187,42 @@ def _record_contention(result: RunResult, contention: CpuContention) -> None:
         )
 
 
-def _record_timing(result: RunResult, timing: Timing, inferences_per_step: int, protocol) -> None:
-    stats = summarize(timing.latencies_ns)
-    metrics = result.metrics
-    metrics.update(stats)
+def _record_timing(result: RunResult, timing: Timing, inferences_per_step: int, protocol) -> float:
+    """Timing metrics by protocol mode; returns the time of one step (ms) that derived figures use.
+
+    Latency mode: every iteration is synchronised, so `latency_*` are per-iteration latencies.
+    Throughput mode: iterations run back to back, so per-iteration times are only enqueue intervals;
+    the figures are `throughput_ips` and `batch_time_ms` (the loop's wall time / iterations).
+    """
+    metrics, iterations, seconds = result.metrics, len(timing.latencies_ns), timing.loop_ns / 1e9
     metrics["first_inference_ms"] = timing.first_ns / 1e6
     metrics["warmup_iterations"] = float(timing.warmup_iterations)
     metrics["warmup_s"] = timing.warmup_ns / 1e9
-    metrics["measure_s"] = timing.loop_ns / 1e9
-    metrics["throughput_ips"] = inferences_per_step * len(timing.latencies_ns) / (timing.loop_ns / 1e9)
-    metrics["achieved_gflops"] = metrics["flops"] * inferences_per_step / (stats["latency_median_ms"] / 1e3) / 1e9
+    metrics["measure_s"] = seconds
+    metrics["iterations"] = float(iterations)
+    metrics["throughput_ips"] = inferences_per_step * iterations / seconds
+    stats = summarize(timing.latencies_ns)
+    if protocol.mode == "latency":
+        metrics.update(stats)
+        step_ms, what = stats["latency_median_ms"], "median latency"
+    else:
+        result.latencies_ms = []  # enqueue intervals, not latencies: not logged as such
+        step_ms, what = 1e3 * seconds / iterations, "time per batch"
+        metrics["batch_time_ms"] = step_ms
+        metrics["enqueue_interval_cv"] = stats["latency_cv"]
+    metrics["achieved_gflops"] = metrics["flops"] * inferences_per_step / (step_ms / 1e3) / 1e9
     result.tags["stop_reason"] = timing.stop_reason
-    if len(timing.latencies_ns) < protocol.min_iterations:
+    if iterations < protocol.min_iterations:
         log.warning(
             "only %d of protocol.min_iterations=%d timed iterations fit in protocol.max_duration_s=%s",
-            len(timing.latencies_ns), protocol.min_iterations, protocol.max_duration_s,
+            iterations, protocol.min_iterations, protocol.max_duration_s,
         )
     unstable = max(stats["latency_cv"], abs(stats["latency_drift"])) > protocol.unstable_cv
     result.tags["unstable"] = str(unstable).lower()
     if unstable:
         log.warning(
-            "unstable measurement: CV %.1f%%, drift %+.1f%% between the loop's halves, above %.0f%% (median %.3f ms, "
-            "IQR %.3f ms); close other programs or lengthen the protocol",
-            100 * stats["latency_cv"], 100 * stats["latency_drift"], 100 * protocol.unstable_cv,
-            stats["latency_median_ms"], stats["latency_iqr_ms"],
+            "unstable measurement: CV %.1f%%, drift %+.1f%% between the loop's halves of the iteration times, above "
+            "%.0f%% (%s %.3f ms); close other programs or lengthen the protocol",
+            100 * stats["latency_cv"], 100 * stats["latency_drift"], 100 * protocol.unstable_cv, what, step_ms,
         )
+    return step_ms

@@ -19,7 +19,7 @@ KNOWN_KEYS = {
     "": ("batch", "seed", "resume", "tracking", "model", "platform", "backend", "protocol"),
     "tracking": ("enabled", "uri", "experiment", "http_max_retries", "http_timeout_s", "parent_run_id", "sweep_uid"),
     "protocol": ("name", "mode", "warmup_iterations", "warmup_duration_s", "min_iterations", "min_duration_s",
-                 "max_iterations", "max_duration_s", "unstable_cv", "profile_iterations"),
+                 "max_iterations", "max_duration_s", "cooloff_s", "unstable_cv", "profile_iterations"),
     "platform": ("name", "device", "openvino_device", "requires", "specs", "strict", "threads"),
     "platform.requires": ("what", "note", "arch", "cpu_model", "cuda_name"),
     "platform.specs": ("cores", "clock_ghz", "memory_gb", "process_nm", "tdp_w", "peak_fp32_gflops",
@@ -89,11 +89,13 @@ def _check_protocol(protocol: DictConfig) -> None:
     for key in ("warmup_iterations", "profile_iterations"):
         if not (_is_int(protocol[key]) and protocol[key] >= 0):
             raise ConfigError(f"protocol.{key}={protocol[key]!r} ({name}) must be an integer >= 0")
-    for key in ("warmup_duration_s", "min_duration_s", "unstable_cv"):
+    for key in ("warmup_duration_s", "min_duration_s", "cooloff_s", "unstable_cv"):
         if not (_is_number(protocol[key]) and protocol[key] >= 0):
             raise ConfigError(f"protocol.{key}={protocol[key]!r} ({name}) must be a finite number >= 0")
     if not (_is_number(protocol.max_duration_s) and protocol.max_duration_s > 0):
         raise ConfigError(f"protocol.max_duration_s={protocol.max_duration_s!r} ({name}) must be a finite number > 0")
+    if protocol.cooloff_s and protocol.mode != "latency":
+        raise ConfigError(f"protocol.cooloff_s={protocol.cooloff_s} needs protocol.mode=latency: back-to-back batches do not pause")
     if protocol.max_iterations < protocol.min_iterations:
         raise ConfigError(
             f"protocol.max_iterations={protocol.max_iterations} is below protocol.min_iterations={protocol.min_iterations}"

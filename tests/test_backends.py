@@ -33,12 +33,23 @@ def test_openvino_runs_at_f32_with_its_own_layer_counters(run_cli, tmp_path):
     assert all(row["exec_type"] for row in rows)
 
 
-def test_openvino_converts_once_per_model_and_shape(run_cli, tmp_path):
-    first = run_cli("-m", "backend=openvino", "batch=2", "backend.runtime.hint=latency,throughput", *QUICK)
+def test_openvino_converts_once_per_model_for_every_batch(run_cli, tmp_path):
+    cache = tmp_path / "cache"
+    first = run_cli("-m", "backend=openvino", "batch=1,2", *QUICK, EMBENCH_CACHE_DIR=str(cache))
     assert first.returncode == 0, first.output
     records = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/sweeps/*/*/result.json"))]
-    caches = sorted(r["tags"]["openvino.ir_cache"] for r in records)
-    assert caches in (["hit", "miss"], ["hit", "hit"])  # "hit" twice when an earlier test converted it
+    assert [r["tags"]["openvino.ir_cache"] for r in records] == ["miss", "hit"]
+    assert len(list(cache.glob("openvino/*/*.xml"))) == 1  # one FP32 IR, reshaped to each batch
+
+
+def test_openvino_throughput_hint_keeps_its_optimal_requests_in_flight(run_cli, tmp_path):
+    result = run_cli("-m", "backend=openvino", "backend.runtime.hint=latency,throughput", *QUICK)
+    assert result.returncode == 0, result.output
+    records = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/sweeps/*/*/result.json"))]
+    tags = {r["params"]["backend.runtime.hint"]: r["tags"] for r in records}
+    assert tags["latency"]["openvino.requests"] == "1"
+    # OpenVINO's optimal number under the throughput hint is one request per stream (2 streams on 2 cores)
+    assert tags["throughput"]["openvino.requests"] == tags["throughput"]["openvino.streams"] != "1"
 
 
 def test_openvino_async_requests_count_every_inference(run_cli, tmp_path):
@@ -50,10 +61,11 @@ def test_openvino_async_requests_count_every_inference(run_cli, tmp_path):
 
 
 def test_torch_compile_reports_compile_time_in_prepare(run_cli, tmp_path):
-    result = run_cli("backend=torch_compile", *QUICK)
+    result = run_cli("backend=torch_compile", *QUICK, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"))
     assert result.returncode == 0, result.output
     record = only_result(tmp_path)
     assert record["tags"]["backend.compile_mode"] == "default"
+    assert record["tags"]["torch_compile.cache"] == "cold"  # a fresh Inductor cache (see below)
     assert record["metrics"]["output_max_rel_diff"] < 1e-3
     assert record["metrics"]["prepare_s"] > record["metrics"]["first_inference_ms"] / 1e3
 
@@ -105,3 +117,46 @@ def test_first_inference_is_the_backends_cold_first_call(run_cli, tmp_path):
     metrics = only_result(tmp_path)["metrics"]
     assert metrics["first_inference_ms"] >= 300
     assert metrics["latency_max_ms"] < 300 and metrics["check_s"] < 0.3
+
+
+def _fixed_step_run(run_cli, tmp_path, *args):
+    conf = tmp_path / "my_conf" / "backend"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "fixed_step.yaml").write_text("name: fixed_step\nruntime:\n  _target_: fixed_step_backend.FixedStep\n")
+    result = run_cli("--config-dir", str(tmp_path / "my_conf"), "backend=fixed_step", "model=squeezenet1_1", "batch=2",
+                     *args, PYTHONPATH=f"{REPO}:{REPO / 'tests' / 'plugins'}")
+    assert result.returncode == 0, result.output
+    return only_result(tmp_path)
+
+
+def test_throughput_protocol_reports_throughput_not_enqueue_intervals(run_cli, tmp_path):
+    """Back-to-back 20 ms steps of 2 images: 20 ms per batch, 100 images/s, and no latency_* figures."""
+    record = _fixed_step_run(run_cli, tmp_path, "protocol=throughput", "protocol.min_duration_s=1",
+                             "protocol.warmup_duration_s=0.1")
+    metrics = record["metrics"]
+    assert not [name for name in metrics if name.startswith("latency_")]
+    assert 20.0 <= metrics["batch_time_ms"] < 23.0
+    assert 87 < metrics["throughput_ips"] <= 100
+    assert metrics["achieved_gflops"] == pytest.approx(metrics["flops"] * metrics["throughput_ips"] / 1e9, rel=1e-6)
+    assert not (next(tmp_path.glob("outputs/runs/*")) / "latencies.csv").exists()
+
+
+def test_paper_protocol_cools_off_outside_the_timed_window(run_cli, tmp_path):
+    """The paper's protocol, shortened: 3 timed 20 ms steps with 0.5 s pauses; the pauses are never timed."""
+    record = _fixed_step_run(run_cli, tmp_path, "protocol=paper", "protocol.cooloff_s=0.5", "protocol.min_iterations=3",
+                             "protocol.max_iterations=3", "protocol.warmup_iterations=1", "protocol.profile_iterations=0")
+    metrics = record["metrics"]
+    assert record["params"]["protocol"] == "paper" and metrics["iterations"] == 3
+    assert metrics["measure_s"] < 0.2 and 20.0 <= metrics["latency_max_ms"] < 30.0  # two 0.5 s pauses left out
+    assert record["tags"]["energy_source"].startswith("none")
+
+
+def test_torch_compile_tags_a_warm_cache(run_cli, tmp_path):
+    """The same point compiled by two runs with one Inductor cache: the second prepare_s comes from a warm cache."""
+    cache = str(tmp_path / "inductor")
+    for _ in range(2):
+        result = run_cli("backend=torch_compile", *QUICK, TORCHINDUCTOR_CACHE_DIR=cache)
+        assert result.returncode == 0, result.output
+    records = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/runs/*/result.json"),
+                                                         key=lambda p: json.loads(p.read_text())["start_time"])]
+    assert [r["tags"]["torch_compile.cache"] for r in records] == ["cold", "warm"]

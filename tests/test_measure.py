@@ -108,3 +108,14 @@ def test_meters_cover_the_timed_loop_and_not_the_warm_up():
                        meters=(meter,))
     assert timing.warmup_ns >= 0.2e9
     assert abs((meter.left - meter.entered) - timing.loop_ns) < 0.005e9
+
+
+def test_cooloff_pauses_outside_the_timed_window():
+    """1 ms steps with 20 ms pauses: no pause in any latency, in the loop's time or in the stop rule's duration."""
+    timing = time_loop(busy_wait(0.001), lambda: None, rule(warmup_iterations=0, min_iterations=10, max_iterations=10,
+                                                            cooloff_s=0.02))
+    assert len(timing.latencies_ns) == 10 and max(timing.latencies_ns) < 0.01e9
+    assert timing.loop_ns < 0.05e9  # 9 pauses of 20 ms happened, none is counted
+    short = time_loop(busy_wait(0.001), lambda: None, rule(warmup_iterations=0, min_iterations=1, min_duration_s=0.03,
+                                                           max_iterations=1000, cooloff_s=0.005))
+    assert len(short.latencies_ns) >= 25  # 30 ms of timed 1 ms steps, however long the pauses took

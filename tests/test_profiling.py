@@ -1,5 +1,8 @@
 """Layer categories of op names, and a real profile of a real model."""
 
+import csv
+from pathlib import Path
+
 import pytest
 import torch
 import torchvision
@@ -37,6 +40,97 @@ from embench.profiling import CATEGORIES, Profile, OpTime, categorize, profile_t
 )
 def test_categorize(op, category):
     assert categorize(op) == category
+
+
+# Runtime names from OpenVINO's layer types, ONNX's op types and real cuDNN / cuBLAS / CUTLASS / ATen CUDA kernels.
+@pytest.mark.parametrize(
+    "name, category",
+    [
+        # OpenVINO layer types
+        ("Convolution", "convolution"),
+        ("GroupConvolution", "convolution"),
+        ("Convert", "concat_reshape"),
+        ("Reorder", "concat_reshape"),
+        ("Concat", "concat_reshape"),
+        ("Reshape", "concat_reshape"),
+        ("MaxPool", "pooling"),
+        ("AvgPool", "pooling"),
+        ("ReduceMean", "pooling"),
+        ("FullyConnected", "fully_connected"),
+        ("MatMul", "fully_connected"),
+        ("Subtract", "elementwise"),
+        ("Multiply", "elementwise"),
+        ("Add", "elementwise"),
+        ("Eltwise", "elementwise"),
+        ("Subgraph", "elementwise"),
+        ("Relu", "activation"),
+        ("Softmax", "activation"),
+        # ONNX op types
+        ("Conv", "convolution"),
+        ("BatchNormalization", "batch_norm"),
+        ("GlobalAveragePool", "pooling"),
+        ("Gemm", "fully_connected"),
+        ("Sub", "elementwise"),
+        # torch: precision conversions
+        ("prims::convert_element_type", "concat_reshape"),
+        ("aten::to", "concat_reshape"),
+        ("aten::_to_copy", "concat_reshape"),
+        # CUDA kernels
+        ("implicit_convolve_sgemm", "convolution"),
+        (
+            "void cudnn::detail::implicit_convolve_sgemm<float, float, 1024, 5, 5, 3, 3, 3, 1, false, false, true>"
+            "(int, int, int, float const*, int, float*, float const*, kernel_conv_params, unsigned long long, int, float, float, int, float const*, float const*, bool, int, int)",
+            "convolution",
+        ),
+        ("sm80_xmma_fprop_implicit_gemm_indexed_tf32f32_tf32f32_f32_nhwckrsc_nchw_tilesize128x128x16_stage4_warpsize2x2x1_g1_tensor16x8x8_kernel", "convolution"),
+        ("ampere_scudnn_128x64_relu_interior_nn_v1", "convolution"),
+        ("volta_fp16_s884cudnn_fp16_256x128_ldg8_splitK_relu_f2f_exp_small_nhwc2nchw_tn_v1", "convolution"),
+        ("void cudnn::winograd::generateWinogradTilesKernel<0, float, float>(cudnn::winograd::GenerateWinogradTilesParams<float, float>)", "convolution"),
+        ("void at::native::(anonymous namespace)::conv_depthwise2d_forward_kernel<3, float, int>(float const*, float*, float const*, float const*, bool, int, int, int, int, int, int, int, int, int, int, int, int, int)", "convolution"),
+        ("cudnn::bn_fw_inf_1C11_kernel_NCHW", "batch_norm"),
+        ("void cudnn::bn_fw_inf_1C11_kernel_NCHW<float, float, true, 1>(float, float, cudnnTensorStruct, float const*, cudnnTensorStruct, float*, float const*, float const*, float const*, float const*, float)", "batch_norm"),
+        ("ampere_sgemm_128x64_tn", "fully_connected"),
+        ("gemv2T_kernel", "fully_connected"),
+        ("void gemv2T_kernel_val<int, int, float, float, float, float, 128, 16, 4, 4, false, false, cublasGemvParamsEx<int, cublasGemvTensorStridedBatched<float const>, cublasGemvTensorStridedBatched<float const>, cublasGemvTensorStridedBatched<float>, float> >(cublasGemvParamsEx<int, cublasGemvTensorStridedBatched<float const>, cublasGemvTensorStridedBatched<float const>, cublasGemvTensorStridedBatched<float>, float>, float, float)", "fully_connected"),
+        ("void cutlass::Kernel<cutlass_80_tensorop_s1688gemm_64x64_16x6_tn_align4>(cutlass_80_tensorop_s1688gemm_64x64_16x6_tn_align4::Params)", "fully_connected"),
+        ("pooling_fw_4d_kernel", "pooling"),
+        ("void cudnn::ops::pooling_fw_4d_kernel<float, float, cudnn::maxpooling_func<float, (cudnnNanPropagation_t)0>, 0, false>(cudnnTensorStruct, float const*, cudnnTensorStruct, float*, cudnnPoolingStruct, float, float, int, cudnn::reduced_divisor, cudnn::reduced_divisor)", "pooling"),
+        ("void at::native::(anonymous namespace)::max_pool_forward_nchw<float, float>(int, float const*, long, long, long, int, int, int, int, int, int, int, int, int, int, float*, long*)", "pooling"),
+        ("void at::native::reduce_kernel<512, 1, at::native::ReduceOp<float, at::native::MeanOps<float, float, float, float>, unsigned int, float, 4> >(at::native::ReduceOp<float, at::native::MeanOps<float, float, float, float>, unsigned int, float, 4>)", "pooling"),
+        ("void at::native::vectorized_elementwise_kernel<4, at::native::(anonymous namespace)::launch_clamp_scalar(at::TensorIteratorBase&, c10::Scalar, c10::Scalar, at::native::detail::ClampLimits)::{lambda()#1}::operator()() const::{lambda()#7}::operator()() const::{lambda(float)#1}, std::array<char*, 2ul> >(int, at::native::(anonymous namespace)::launch_clamp_scalar(at::TensorIteratorBase&, c10::Scalar, c10::Scalar, at::native::detail::ClampLimits)::{lambda()#1}::operator()() const::{lambda()#7}::operator()() const::{lambda(float)#1}, std::array<char*, 2ul>)", "activation"),
+        ("void (anonymous namespace)::softmax_warp_forward<float, float, float, 10, false, false>(float*, float const*, int, int, int, bool const*, int, bool)", "activation"),
+        ("void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>, std::array<char*, 3ul> >(int, at::native::CUDAFunctor_add<float>, std::array<char*, 3ul>)", "elementwise"),
+        ("void at::native::vectorized_elementwise_kernel<4, at::native::AUnaryFunctor<float, float, float, at::native::binary_internal::MulFunctor<float> >, std::array<char*, 2ul> >(int, at::native::AUnaryFunctor<float, float, float, at::native::binary_internal::MulFunctor<float> >, std::array<char*, 2ul>)", "elementwise"),
+        ("void at::native::(anonymous namespace)::CatArrayBatchedCopy<at::native::(anonymous namespace)::OpaqueType<4u>, unsigned int, 4, 64, 64>(at::native::(anonymous namespace)::OpaqueType<4u>*, at::native::(anonymous namespace)::CatArrInputTensorMetadata<at::native::(anonymous namespace)::OpaqueType<4u>, unsigned int, 64, 64>, at::native::(anonymous namespace)::TensorSizeStride<unsigned int, 4u>, int, unsigned int)", "concat_reshape"),
+        ("void at::native::unrolled_elementwise_kernel<at::native::direct_copy_kernel_cuda(at::TensorIteratorBase&)::{lambda()#3}::operator()() const::{lambda()#7}::operator()() const::{lambda(float)#1}, std::array<char*, 2ul>, 4, TrivialOffsetCalculator<1, unsigned int>, TrivialOffsetCalculator<1, unsigned int>, at::native::memory::LoadWithCast<1>, at::native::memory::StoreWithCast<1> >(int, ...)", "concat_reshape"),
+        ("void cudnn::ops::nchwToNhwcKernel<float, float, float, true, false, (cudnnKernelDataType_t)2>(cudnn::ops::nchw2nhwc_params_t<float>, float const*, float*)", "concat_reshape"),
+        ("Memcpy HtoD (Pageable -> Device)", "other"),
+    ],
+    ids=lambda value: value[:60],
+)
+def test_categorize_runtime_names(name, category):
+    assert categorize(name) == category
+
+
+DATA = Path(__file__).parent / "data"
+# profile_ops.csv of real `protocol=quick` runs on a CPU, cut to op, layer_type, self_ms.
+PROFILES = [f"{backend}_{model}" for backend in ("torch", "openvino") for model in ("resnet50", "mobilenet_v2", "densenet121", "inception_v3")]
+
+
+def read_profile(path: Path) -> Profile:
+    """A profile_ops.csv kept from a real run (self_ms is per inference)."""
+    with path.open(newline="") as f:
+        ops = [OpTime(row["op"], 1.0, float(row["self_ms"]), layer_type=row["layer_type"]) for row in csv.DictReader(f)]
+    return Profile(ops=ops, wall_ms=0.0)
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_real_profiles_leave_little_time_in_other(name):
+    """Real CPU profiles (torch and OpenVINO): 'other' is allocation and bookkeeping, under 5 % of the time."""
+    profile = read_profile(DATA / f"profile_ops_{name}.csv")
+    pct = profile.category_pct()
+    assert pct["other"] < 5.0, {op.layer_type or op.op for op in profile.ops if categorize(op.layer_type or op.op) == "other"}
+    assert pct["convolution"] > 50.0
 
 
 def test_category_shares_add_up_and_coverage_compares_to_latency():

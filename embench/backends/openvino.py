@@ -19,19 +19,19 @@ PRECISIONS = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}  # OpenVINO's names 
 
 
 def _converted(model: torch.nn.Module, example: torch.Tensor, model_id: str) -> tuple[ov.Model, str]:
-    """The model as OpenVINO IR with a static input shape, converted once per (model, shape)."""
-    shape = "x".join(str(d) for d in example.shape)
-    xml = cache_dir("openvino", ov.__version__.split("-")[0]) / f"{model_id}_{shape}.xml"
+    """The model as OpenVINO IR, converted once per model (any batch) and reshaped to a static input shape."""
+    xml = cache_dir("openvino", ov.__version__.split("-")[0]) / f"{model_id}.xml"
     core = ov.Core()
     if xml.exists():
-        return core.read_model(xml), "hit"
-    converted = ov.convert_model(model, example_input=example)
-    converted.reshape(list(example.shape))  # convert_model leaves batch and size dynamic
-    partial = xml.with_name(f"{xml.stem}.{os.getpid()}.xml")
-    ov.save_model(converted, partial, compress_to_fp16=False)  # keep FP32 weights
-    partial.with_suffix(".bin").replace(xml.with_suffix(".bin"))
-    partial.replace(xml)  # the .xml appears last: a reader never sees half a model
-    return converted, "miss"
+        converted, cache = core.read_model(xml), "hit"
+    else:
+        converted, cache = ov.convert_model(model, example_input=example), "miss"  # batch and size left dynamic
+        partial = xml.with_name(f"{xml.stem}.{os.getpid()}.xml")
+        ov.save_model(converted, partial, compress_to_fp16=False)  # keep FP32 weights
+        partial.with_suffix(".bin").replace(xml.with_suffix(".bin"))
+        partial.replace(xml)  # the .xml appears last: a reader never sees half a model
+    converted.reshape(list(example.shape))  # static shapes: faster, and per-layer counters work
+    return converted, cache
 
 
 @dataclass
@@ -101,12 +101,13 @@ class OpenVINO:
 
     DEVICE_KINDS = ("cpu", "openvino")
 
-    def __init__(self, hint: str = "latency", precision: str = "f32", streams: int | None = None, requests: int = 1):
+    def __init__(self, hint: str = "latency", precision: str = "f32", streams: int | None = None, requests: int | None = None):
         if hint not in HINTS:
             raise ConfigError(f"backend.runtime.hint={hint!r} is not valid; valid: {', '.join(HINTS)}")
         if precision not in PRECISIONS:
             raise ConfigError(f"backend.runtime.precision={precision!r} is not valid; valid: {', '.join(PRECISIONS)}")
-        check_option("requests", requests, is_count(requests), "a whole number of infer requests from 1 to 1024")
+        check_option("requests", requests, requests is None or is_count(requests),
+                     "null (OpenVINO's optimal number for the hint) or a whole number from 1 to 1024")
         check_option("streams", streams, streams is None or is_count(streams), "null (what the hint chooses) or 1 to 1024")
         self.hint, self.precision, self.streams, self.requests = hint, precision, streams, requests
 
@@ -121,14 +122,15 @@ class OpenVINO:
             config["NUM_STREAMS"] = self.streams
         core = ov.Core()
         compiled = core.compile_model(converted, device.openvino_device, config)
+        requests = self.requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         tags = {
             "backend.precision": compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
             "openvino.device": device.openvino_device,
             "openvino.hint": self.hint,
             "openvino.streams": str(compiled.get_property("NUM_STREAMS")),
             "openvino.threads": str(compiled.get_property("INFERENCE_NUM_THREADS")),
-            "openvino.requests": str(self.requests),
+            "openvino.requests": str(requests),
             "openvino.ir_cache": cache,
         }
         inputs = np.ascontiguousarray(example.numpy())
-        return PreparedOpenVINO(core, converted, compiled, config, inputs, device, self.requests, tags)
+        return PreparedOpenVINO(core, converted, compiled, config, inputs, device, requests, tags)
