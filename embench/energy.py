@@ -51,7 +51,7 @@ class EnergyMeter:
         if self.device.kind == "cuda":
             from embench.gpu import energy_mj
 
-            self._nvml_mj = energy_mj()
+            self._nvml_mj = energy_mj(self.device.torch_device.index or 0)
         elif self.device.kind == "cpu":
             self._rapl = rapl_counters(self.powercap) or None
         return self
@@ -61,7 +61,7 @@ class EnergyMeter:
         if self._nvml_mj is not None:
             from embench.gpu import energy_mj
 
-            self.joules, self.source = (energy_mj() - self._nvml_mj) / 1e3, "nvml energy counter"
+            self.joules, self.source = (energy_mj(self.device.torch_device.index or 0) - self._nvml_mj) / 1e3, "nvml energy counter"
         elif self._rapl:
             self.joules, self.source = rapl_joules(self._rapl), "rapl powercap"
         elif self.tdp_w:

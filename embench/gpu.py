@@ -3,15 +3,20 @@
 import pynvml
 
 
-def _handle():
+def _handle(index: int):
+    """NVML's handle for torch's CUDA device `index`, found by UUID: NVML numbers GPUs its own way
+    (CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER renumber torch's, not NVML's)."""
+    import torch
+
     pynvml.nvmlInit()
-    return pynvml.nvmlDeviceGetHandleByIndex(0)
+    uuid = str(torch.cuda.get_device_properties(index).uuid)
+    return pynvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}")
 
 
-def gpu_tags() -> dict[str, str]:
-    """Driver, clocks and memory of GPU 0; empty where NVML is unavailable."""
+def gpu_tags(index: int) -> dict[str, str]:
+    """Driver, clocks and memory of torch's CUDA device `index`; empty where NVML is unavailable."""
     try:
-        handle = _handle()
+        handle = _handle(index)
         return {
             "gpu.driver": pynvml.nvmlSystemGetDriverVersion(),
             "gpu.sm_clock_mhz": str(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)),
@@ -19,14 +24,15 @@ def gpu_tags() -> dict[str, str]:
             "gpu.mem_clock_mhz": str(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM)),
             "gpu.memory_gb": f"{pynvml.nvmlDeviceGetMemoryInfo(handle).total / 2**30:.1f}",
             "gpu.power_limit_w": f"{pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000:.0f}",
+            "gpu.uuid": pynvml.nvmlDeviceGetUUID(handle),
         }
     except pynvml.NVMLError:
         return {}
 
 
-def energy_mj() -> float | None:
-    """GPU 0's energy counter since the driver loaded, in millijoules (Volta and newer)."""
+def energy_mj(index: int) -> float | None:
+    """The energy counter of torch's CUDA device `index` since the driver loaded, in mJ (Volta and newer)."""
     try:
-        return float(pynvml.nvmlDeviceGetTotalEnergyConsumption(_handle()))
+        return float(pynvml.nvmlDeviceGetTotalEnergyConsumption(_handle(index)))
     except pynvml.NVMLError:
         return None

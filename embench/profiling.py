@@ -171,10 +171,23 @@ def profile_torch(step: Callable[[], object], sync: Callable[[], None], iteratio
     finally:
         with _native_stderr_silenced():
             prof.stop()
-    use_device = device_type == "cuda"
+    return Profile(ops=op_times(prof.key_averages(), iterations, on_device=device_type == "cuda"),
+                   wall_ms=wall_ns / 1e6 / iterations)
+
+
+def op_times(events, iterations: int, on_device: bool) -> list[OpTime]:
+    """Self time per op per inference from torch.profiler's averaged events.
+
+    On a GPU, each kernel's time is listed twice: on the kernel's own event and in the self device
+    time of the op that launched it. Only the ops (host-side events) are counted, once each.
+    """
+    from torch.autograd import DeviceType
+
     ops = []
-    for event in prof.key_averages():
-        self_us = event.self_device_time_total if use_device else event.self_cpu_time_total
+    for event in events:
+        if on_device and event.device_type != DeviceType.CPU:
+            continue  # a kernel: its time is already its launching op's
+        self_us = event.self_device_time_total if on_device else event.self_cpu_time_total
         if self_us > 0:
             ops.append(OpTime(op=event.key, calls=event.count / iterations, self_ms=self_us / 1e3 / iterations))
-    return Profile(ops=ops, wall_ms=wall_ns / 1e6 / iterations)
+    return ops

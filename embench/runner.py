@@ -121,7 +121,7 @@ def run(cfg: DictConfig, result: RunResult) -> None:
         timing = time_loop(prepared, device.sync, rule, meters=meters)  # its first call is the cold one
         result.latencies_ms = [ns / 1e6 for ns in timing.latencies_ns]
         inferences = batch * prepared.inferences_per_step
-        step_ms = _record_timing(result, timing, inferences, protocol)
+        step_ms = _record_timing(result, timing, batch, prepared.inferences_per_step, protocol)
         _record_contention(result, contention)
         _record_energy(result, energy, inferences * len(timing.latencies_ns))
         result.metrics["peak_memory_mb"] = memory.peak_rss_mb()
@@ -156,7 +156,7 @@ def _record_device(cfg: DictConfig, result: RunResult, device: platform.Device, 
         from embench.gpu import gpu_tags
 
         torch.cuda.reset_peak_memory_stats()
-        result.tags.update(gpu_tags())
+        result.tags.update(gpu_tags(device.torch_device.index or 0))
         result.tags["version.cuda"] = str(torch.version.cuda)
 
 
@@ -187,13 +187,15 @@ def _record_contention(result: RunResult, contention: CpuContention) -> None:
         )
 
 
-def _record_timing(result: RunResult, timing: Timing, inferences_per_step: int, protocol) -> float:
+def _record_timing(result: RunResult, timing: Timing, batch: int, requests: int, protocol) -> float:
     """Timing metrics by protocol mode; returns the time of one step (ms) that derived figures use.
 
-    Latency mode: every iteration is synchronised, so `latency_*` are per-iteration latencies.
-    Throughput mode: iterations run back to back, so per-iteration times are only enqueue intervals;
-    the figures are `throughput_ips` and `batch_time_ms` (the loop's wall time / iterations).
+    Latency mode with one request per step: every iteration is one synchronised call, so `latency_*`
+    are latencies. Throughput mode runs iterations back to back, and several requests in flight
+    overlap: per-iteration times then time no single call, and the figures are `throughput_ips` and
+    `batch_time_ms` (the loop's wall time / the batches it ran).
     """
+    inferences_per_step = batch * requests
     metrics, iterations, seconds = result.metrics, len(timing.latencies_ns), timing.loop_ns / 1e9
     metrics["first_inference_ms"] = timing.first_ns / 1e6
     metrics["warmup_iterations"] = float(timing.warmup_iterations)
@@ -202,13 +204,13 @@ def _record_timing(result: RunResult, timing: Timing, inferences_per_step: int, 
     metrics["iterations"] = float(iterations)
     metrics["throughput_ips"] = inferences_per_step * iterations / seconds
     stats = summarize(timing.latencies_ns)
-    if protocol.mode == "latency":
+    if protocol.mode == "latency" and requests == 1:
         metrics.update(stats)
         step_ms, what = stats["latency_median_ms"], "median latency"
     else:
-        result.latencies_ms = []  # enqueue intervals, not latencies: not logged as such
-        step_ms, what = 1e3 * seconds / iterations, "time per batch"
-        metrics["batch_time_ms"] = step_ms
+        result.latencies_ms = []  # enqueue intervals or overlapping requests, not latencies: not logged as such
+        step_ms, what = 1e3 * seconds / iterations, "time per step"
+        metrics["batch_time_ms"] = step_ms / requests
         metrics["enqueue_interval_cv"] = stats["latency_cv"]
     metrics["achieved_gflops"] = metrics["flops"] * inferences_per_step / (step_ms / 1e3) / 1e9
     result.tags["stop_reason"] = timing.stop_reason

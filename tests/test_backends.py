@@ -58,6 +58,9 @@ def test_openvino_async_requests_count_every_inference(run_cli, tmp_path):
     metrics = only_result(tmp_path)["metrics"]
     # Two single-image requests per step: twice the steps' rate.
     assert metrics["throughput_ips"] == pytest.approx(2 * metrics["iterations"] / metrics["measure_s"], rel=0.01)
+    # Overlapping requests time no single call: no latency_* figures, the wall time per batch instead
+    assert not [name for name in metrics if name.startswith("latency_")]
+    assert metrics["batch_time_ms"] == pytest.approx(1e3 / metrics["throughput_ips"], rel=0.01)
 
 
 def test_torch_compile_reports_compile_time_in_prepare(run_cli, tmp_path):

@@ -58,6 +58,7 @@ CORPUS = [
     (["backend=openvino", "backend.runtime.precision=int4"], ["backend.runtime.precision='int4'", "f32"]),
     (["backend.runtime.dtype=fp64"], ["backend.runtime.dtype='fp64'", "fp32"]),
     (["backend.runtime.channels_last=yes"], ["backend.runtime.channels_last='yes'", "true or false"]),
+    (["backend.runtime.tf32=sometimes"], ["backend.runtime.tf32='sometimes'", "true or false"]),
     (["backend=torch_compile", "backend.runtime.mode=turbo"], ["backend.runtime.mode='turbo'", "reduce-overhead"]),
     (["resume=maybe"], ["resume='maybe'", "true or false"]),
     (["model=nonesuch"], ["Could not find 'model/nonesuch'"]),

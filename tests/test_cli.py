@@ -202,3 +202,11 @@ def test_out_of_memory_is_an_outcome_not_a_crash(run_cli, mlflow_client):
     assert by_batch["1000000"].data.tags["status"] == "oom" and by_batch["1000000"].info.status == "FAILED"
     assert "error.txt" in {a.path for a in mlflow_client.list_artifacts(by_batch["1000000"].info.run_id)}
     assert by_batch["1"].data.tags["status"] == "ok" and by_batch["1"].info.status == "FINISHED"
+
+
+def test_an_experiment_sweeps_without_dash_m(run_cli, mlflow_client, tmp_path):
+    result = run_cli("experiment=smoke")
+    assert result.returncode == 0, result.output
+    assert len(result_files(tmp_path)) == 4 and "4 job(s) run" in result.stdout
+    runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("embench").experiment_id])
+    assert len(runs) == 5  # the sweep's parent and its four points

@@ -40,3 +40,14 @@ def test_cuda_graphs_and_compile(run_cli, tmp_path):
     assert graphs.returncode == 0, graphs.output
     for record in records(tmp_path):
         assert record["metrics"]["output_max_rel_diff"] < 1e-2
+
+
+def test_fp32_means_fp32_and_nvml_reads_the_gpu_torch_uses(run_cli, tmp_path):
+    """TF32 off unless asked; NVML's device is torch's (by UUID); the profile counts each kernel once."""
+    result = run_cli("-m", "platform=cuda", "model=resnet18", "backend.runtime.tf32=false,true", "protocol=quick")
+    assert result.returncode == 0, result.output
+    by_tf32 = {r["params"]["backend.runtime.tf32"]: r for r in records(tmp_path)}
+    assert by_tf32["False"]["tags"]["backend.tf32"] == "false" and by_tf32["True"]["tags"]["backend.tf32"] == "true"
+    uuid = str(torch.cuda.get_device_properties(0).uuid)
+    assert by_tf32["False"]["tags"]["gpu.uuid"].removeprefix("GPU-") == uuid.removeprefix("GPU-")
+    assert by_tf32["False"]["metrics"]["profile_coverage"] < 1.2  # kernels counted twice gave about 2

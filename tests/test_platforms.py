@@ -79,3 +79,17 @@ def test_efficiency_against_a_measured_and_cached_peak(run_cli, tmp_path):
     metrics = record["metrics"]
     assert metrics["efficiency"] == pytest.approx(metrics["achieved_gflops"] / metrics["peak_gflops"])
     assert metrics["peak_gflops"] > 1
+
+
+def test_a_measured_peak_gemm_never_appears_in_the_runs_memory_peak(run_cli, tmp_path):
+    """The CPU peak GEMM (about 90 MB here) runs after the memory peak is read: a run that measures it
+    and a run given a published peak (no GEMM at all) report the same memory peak."""
+    peaks = {}
+    for given in ("null", "456"):
+        result = run_cli("model=squeezenet1_1", *QUICK, f"platform.specs.peak_fp32_gflops={given}",
+                         EMBENCH_CACHE_DIR=str(tmp_path / f"cache_{given}"))
+        assert result.returncode == 0, result.output
+        record = json.loads(max(tmp_path.glob("outputs/runs/*/result.json"), key=lambda p: p.stat().st_mtime).read_text())
+        peaks[record["tags"]["peak_source"].split(",")[0]] = record["metrics"]["peak_memory_mb"]
+    assert set(peaks) == {"measured FP32 matmul", "platform spec"}
+    assert abs(peaks["measured FP32 matmul"] - peaks["platform spec"]) < 40, peaks

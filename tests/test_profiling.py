@@ -157,3 +157,26 @@ def test_real_resnet18_profile_is_mostly_convolution_and_accounts_for_its_time()
     assert 0.7 < profile.total_ms / profile.wall_ms <= 1.05
     calls = {op.op: op.calls for op in profile.ops}
     assert calls["aten::mkldnn_convolution"] == 20  # resnet18 has 20 convolutions
+
+
+def test_gpu_kernel_time_is_counted_once():
+    """torch.profiler lists a kernel's time on the kernel and again on the op that launched it: count it once."""
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    from embench.profiling import op_times
+
+    def event(key, device_type, device_us, cpu_us=5.0):
+        return SimpleNamespace(key=key, count=2, device_type=device_type, self_device_time_total=device_us,
+                               self_cpu_time_total=cpu_us)
+
+    events = [
+        event("aten::cudnn_convolution", DeviceType.CPU, 300.0),
+        event("sm80_xmma_fprop_implicit_gemm_f32f32", DeviceType.CUDA, 300.0, cpu_us=0.0),
+        event("aten::relu_", DeviceType.CPU, 100.0),
+        event("void at::native::vectorized_elementwise_kernel<4, ...>", DeviceType.CUDA, 100.0, cpu_us=0.0),
+    ]
+    ops = op_times(events, iterations=2, on_device=True)
+    assert {op.op for op in ops} == {"aten::cudnn_convolution", "aten::relu_"}
+    assert sum(op.self_ms for op in ops) == pytest.approx(0.2)  # 400 µs over 2 inferences, not 800

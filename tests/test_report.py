@@ -276,3 +276,91 @@ def test_help_is_fast_and_documents_the_filters(tmp_path):
     for option in ("--experiment", "--output", "--tracking-uri", "--model", "--platform", "--backend", "--batch",
                    "--tag", "--aggregate", "--no-log-to-mlflow", "exit codes"):
         assert option in proc.stdout, option
+
+
+def test_runs_that_differ_in_a_setting_are_separate_points(tmp_path):
+    """precision=f32,bf16 on one platform/backend: two labels, two curves, and the median folds neither into the
+    other."""
+    sweep = run(tmp_path, "embench", "-m", "backend=openvino", "backend.runtime.precision=f32,bf16",
+                "model=squeezenet1_1", "batch=1,2", *FAST)
+    assert sweep.returncode == 0, sweep.stdout + sweep.stderr
+    proc = report_cli(tmp_path, "--output", "report", "--aggregate", "median", "--no-log-to-mlflow")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    folder = tmp_path / "report"
+    labels = {"cpu/openvino precision=bf16", "cpu/openvino precision=f32"}
+    runs, points = csv(folder, "runs"), csv(folder, "points")
+    assert set(points["label"]) == labels and len(points) == 4 and (points["runs"] == 1).all()
+    for _, point in points.iterrows():  # each point is its own run, not a median over both precisions
+        [own] = runs.loc[(runs["label"] == point["label"]) & (runs["batch"] == point["batch"]), "latency_median_ms"]
+        assert point["latency_median_ms"] == pytest.approx(own)
+    fig1, fig2 = csv(folder, "fig1_runtime_vs_flops"), csv(folder, "fig2_throughput_vs_batch")
+    for data in (fig1, fig2):  # one curve per precision, through both batches
+        assert data.groupby("label")["batch"].apply(sorted).to_dict() == {label: [1, 2] for label in labels}
+    assert set(csv(folder, "platforms")["label"]) == labels and "0 duplicate(s) folded" in proc.stdout
+
+
+def _raw(rows: list[dict]) -> pd.DataFrame:
+    """An MLflow search_runs frame of made-up finished runs, params under their flattened names (None: not logged)."""
+    start = pd.Timestamp("2026-01-01", tz="UTC")
+    return pd.DataFrame([{"run_id": f"r{i}", "status": "FINISHED", "start_time": start + pd.Timedelta(seconds=i),
+                          **{f"params.{key}": value for key, value in row.items()}} for i, row in enumerate(rows)])
+
+
+def test_labels_name_only_the_settings_that_differ():
+    from embench.report.load import _labels, tidy
+
+    torch = {"platform": "cpu", "backend": "torch", "protocol": "latency", "batch": "1", "platform.name": "cpu",
+             "backend.name": "torch", "protocol.name": "latency", "platform.threads": "1", "platform.strict": "true",
+             "platform.specs.tdp_w": "null", "protocol.unstable_cv": "0.1", "seed": "0"}
+    openvino = torch | {"backend": "openvino", "backend.name": "openvino", "seed": "1"}
+    raw = _raw([
+        torch | {"model": "squeezenet1_1", "model.year": "2016", "model.accuracy.top1": "58.178"},
+        torch | {"model": "alexnet", "batch": "2", "model.year": "2012", "model.accuracy.top1": "56.522",
+                 "platform.strict": "false", "platform.specs.tdp_w": "65", "protocol.unstable_cv": "0.2"},
+        torch | {"model": "alexnet", "platform.threads": None},  # an older run that did not log the setting
+        openvino | {"model": "alexnet", "backend.runtime.precision": "bf16"},
+        openvino | {"model": "alexnet", "backend.runtime.precision": "f32"},
+    ])
+    runs, _ = tidy(raw)
+    assert _labels(runs, raw).tolist() == ["cpu/torch threads=1", "cpu/torch threads=1", "cpu/torch threads=?",
+                                           "cpu/openvino precision=bf16", "cpu/openvino precision=f32"]
+    compile_ = torch | {"model": "alexnet", "backend": "torch_compile", "backend.name": "torch_compile"}
+    raw = _raw([compile_ | {"backend.runtime.mode": "default", "protocol.mode": "latency"},
+                compile_ | {"backend.runtime.mode": "max-autotune", "protocol.mode": "throughput"}])
+    runs, _ = tidy(raw)  # two settings with the same last name are named in full
+    assert _labels(runs, raw).tolist() == [
+        "cpu/torch_compile backend.runtime.mode=default protocol.mode=latency",
+        "cpu/torch_compile backend.runtime.mode=max-autotune protocol.mode=throughput"]
+
+
+def test_throughput_protocol_runs_are_timed_by_the_wall_time_per_batch(tmp_path):
+    """Throughput-mode runs log no latency: the report uses their wall time per batch, and its captions say so."""
+    from mlflow.entities import Metric, Param
+
+    from embench.report import figures
+    from embench.report.build import build
+    from embench.report.load import Filters, load
+
+    mlflow = client(tmp_path)
+    experiment = mlflow.create_experiment("e")
+    common = {"model": "squeezenet1_1", "platform": "cpu", "backend": "torch", "model.year": "2016",
+              "model.accuracy.top1": "58.178"}
+    complexity = {"flops": 7e8, "macs": 3.5e8, "params": 1.2e6}
+    for protocol, batch, metrics in (
+            ("latency", 1, {"latency_median_ms": 4.0, "latency_min_ms": 3.5, "throughput_ips": 240.0}),
+            ("throughput", 8, {"batch_time_ms": 20.0, "throughput_ips": 400.0}),
+            ("throughput", 4, {"latency_median_ms": 1.0, "throughput_ips": 200.0})):  # older: no batch_time_ms
+        run_id = mlflow.create_run(experiment).info.run_id
+        params = common | {"protocol": protocol, "protocol.mode": protocol, "batch": str(batch)}
+        mlflow.log_batch(run_id, metrics=[Metric(k, v, 0, 0) for k, v in (metrics | complexity).items()],
+                         params=[Param(k, v) for k, v in params.items()])
+        mlflow.set_terminated(run_id)
+    sel = load(f"sqlite:///{tmp_path / 'mlflow.db'}", "e", Filters())
+    times = sel.points.set_index("batch")["time_per_call_ms"]
+    assert times.to_dict() == {1: 4.0, 4: pytest.approx(4 * 1000 / 200.0), 8: 20.0}
+    fig1 = figures.runtime_vs_flops(sel)
+    assert fig1.data.set_index("batch")["time_per_call_ms"].to_dict() == times.to_dict()
+    assert "median" in fig1.caption and "for throughput-protocol runs, wall time per batch" in fig1.caption
+    page = build(sel, tmp_path / "report").read_text()
+    assert "wall time per batch" in page
+    assert csv(tmp_path / "report", "points").set_index("batch")["time_per_call_ms"].to_dict() == times.to_dict()

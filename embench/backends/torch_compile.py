@@ -26,10 +26,11 @@ def _cache_state(before: Counter) -> str:
 class TorchCompile(TorchEager):
     """torch.compile over the eager model, with a static input shape."""
 
-    def __init__(self, mode: str = "default", dtype: str = "fp32", channels_last: bool = False, cudnn_benchmark: bool = True):
+    def __init__(self, mode: str = "default", dtype: str = "fp32", channels_last: bool = False, cudnn_benchmark: bool = True,
+                 tf32: bool = False):
         if mode not in MODES:
             raise ConfigError(f"backend.runtime.mode={mode!r} is not valid; valid: {', '.join(MODES)}")
-        super().__init__(dtype=dtype, channels_last=channels_last, cudnn_benchmark=cudnn_benchmark)
+        super().__init__(dtype=dtype, channels_last=channels_last, cudnn_benchmark=cudnn_benchmark, tf32=tf32)
         self.mode = mode
 
     def prepare(self, model: torch.nn.Module, example: torch.Tensor, device: Device, model_id: str) -> PreparedTorch:

@@ -61,18 +61,21 @@ class TorchEager:
 
     DEVICE_KINDS = ("cpu", "cuda")
 
-    def __init__(self, dtype: str = "fp32", channels_last: bool = False, cudnn_benchmark: bool = True, cuda_graphs: bool = False):
+    def __init__(self, dtype: str = "fp32", channels_last: bool = False, cudnn_benchmark: bool = True,
+                 cuda_graphs: bool = False, tf32: bool = False):
         if dtype not in DTYPES:
             raise ConfigError(f"backend.runtime.dtype={dtype!r} is not valid; valid: {', '.join(DTYPES)}")
-        check_flags(channels_last=channels_last, cudnn_benchmark=cudnn_benchmark, cuda_graphs=cuda_graphs)
+        check_flags(channels_last=channels_last, cudnn_benchmark=cudnn_benchmark, cuda_graphs=cuda_graphs, tf32=tf32)
         self.dtype, self.channels_last = dtype, channels_last
-        self.cudnn_benchmark, self.cuda_graphs = cudnn_benchmark, cuda_graphs
+        self.cudnn_benchmark, self.cuda_graphs, self.tf32 = cudnn_benchmark, cuda_graphs, tf32
 
     def _place(self, model: torch.nn.Module, example: torch.Tensor, device: Device):
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         dtype = DTYPES[self.dtype]
         if device.kind == "cuda":
             torch.backends.cudnn.benchmark = self.cudnn_benchmark
+            # cuDNN convolutions default to TF32 (10-bit mantissa): fp32 means fp32 unless asked for
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = self.tf32
         model = model.to(device=device.torch_device, dtype=dtype, memory_format=memory_format).eval()
         return model, example.to(device=device.torch_device, dtype=dtype, memory_format=memory_format)
 
@@ -81,6 +84,7 @@ class TorchEager:
         if device.kind == "cuda":
             tags["backend.cudnn_benchmark"] = str(self.cudnn_benchmark).lower()
             tags["backend.cuda_graphs"] = str(self.cuda_graphs).lower()
+            tags["backend.tf32"] = str(self.tf32).lower()
         return tags
 
     def prepare(self, model: torch.nn.Module, example: torch.Tensor, device: Device, model_id: str) -> PreparedTorch:

@@ -4,10 +4,11 @@ from pathlib import Path
 
 from embench.report import figures, tables
 from embench.report.html import Table, render
-from embench.report.load import Selection
+from embench.report.load import Selection, time_statistic
 
 REPORT_FILE = "report.html"
-_POINT_COLUMNS = ["label", "model", "batch", "runs", "platform", "backend", "protocol", "device_name", "run_id"]
+_POINT_COLUMNS = ["label", "model", "batch", "runs", "platform", "backend", "protocol", "protocol_mode", "device_name",
+                  "run_id"]
 
 
 def _tables(sel: Selection, fig3, fig4) -> dict[str, Table]:
@@ -19,8 +20,8 @@ def _tables(sel: Selection, fig3, fig4) -> dict[str, Table]:
     if labels < 2:
         speed_note += (". Only one platform/backend is selected, so there is nothing to compare: sweep several, "
                        "e.g. `python -m embench -m experiment=embench2019 platform=cpu,cuda`")
-    coverage = fig4.data.reindex(columns=["label", "model", "batch", "profile_total_ms", "profile_wall_ms",
-                                          "latency_median_ms", "profile_coverage"])
+    coverage = fig4.data.reindex(columns=["label", "model", "batch", "protocol_mode", "profile_total_ms",
+                                          "profile_wall_ms", "time_per_call_ms", "profile_coverage"])
     made = [
         Table("platforms", "Platforms (the paper's Table 2)",
               "What each platform/backend label ran on, from the runs' tags and the platform config", tables.platforms(sel),
@@ -40,8 +41,9 @@ def _tables(sel: Selection, fig3, fig4) -> dict[str, Table]:
         Table("speedup_summary", "Speed-ups between platforms/backends", speed_note, summary, level=2),
         Table("speedups", "Speed-ups per network and batch", "Every point behind the summary above", detail),
         Table("profile_coverage", "How much of the end-to-end time the profile accounts for",
-              "Summed op self-time per inference (profile_total_ms) against the median latency; coverage = their "
-              "ratio; profile_wall_ms is the wall time of a profiled inference (profiler overhead included)", coverage),
+              "Summed op self-time per inference (profile_total_ms) against the time per call (time_per_call_ms: "
+              f"{time_statistic(coverage)[1]}); coverage = their ratio; profile_wall_ms is the wall time of a "
+              "profiled inference (profiler overhead included)", coverage),
         Table("failed_unstable_runs", "Failed and unstable runs",
               "Every selected run that failed (status failed, oom, killed, or a run never closed), was tagged "
               "unstable, or ran on a busy host; none is dropped silently. Failed runs are not in the figures",

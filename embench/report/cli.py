@@ -20,8 +20,10 @@ sweep's parent run when all selected runs come from one sweep, else of a new run
 tagged embench.report=true (later reports skip such runs)."""
 EPILOG = """\
 filters take comma lists and repeat (--model resnet18,vgg16 --model alexnet); different filters
-combine with AND. Several successful runs of one point (platform/backend, model, batch) are folded:
-the latest one, or the median of each metric; the report says which and how many.
+combine with AND. Several successful runs of one point (label, model, batch) are folded: the latest
+one, or the median of each metric; the report says which and how many. A label is platform/backend
+plus every setting (run param under platform., backend., protocol., or seed) that differs between
+its runs, e.g. `cpu/openvino precision=bf16`, so different configurations are never folded together.
 
 examples:
   python -m embench.report --experiment embench --output report

@@ -15,7 +15,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import LogFormatter, LogLocator, NullFormatter, ScalarFormatter  # noqa: E402
 
-from embench.report.load import Selection  # noqa: E402
+from embench.report.load import Selection, time_statistic  # noqa: E402
 from embench.report.tables import pareto_front, profiled_points  # noqa: E402
 
 PANEL_W, PANEL_H, DPI = 4.6, 3.5, 100
@@ -78,6 +78,13 @@ def _panels(labels: list[str], width: float = PANEL_W, height: float = PANEL_H, 
     return fig, flat[: len(labels)]
 
 
+def _per_point(sel: Selection) -> str:
+    """How a point's values come from its runs, for the captions."""
+    return {"latest": " Each point is the latest successful run of its configuration (label, model, batch).",
+            "median": " Each point is the median over the successful runs of its configuration (label, model, "
+                      "batch; how many in the CSV's runs column)."}[sel.aggregate]
+
+
 def _placeholder(name: str, title: str, reason: str) -> Figure:
     fig, ax = plt.subplots(figsize=(6, 1.6), layout="constrained")
     ax.axis("off")
@@ -126,30 +133,33 @@ def _curves(ax, panel, models, styles, x: str, y: str, ms: int) -> None:
 
 
 def runtime_vs_flops(sel: Selection) -> Figure:
-    """Figure 1: latency of one call against the FLOPs it computes (FLOPs/inference x batch)."""
+    """Figure 1: time of one call against the FLOPs it computes (FLOPs/inference x batch)."""
     name, title = "fig1_runtime_vs_flops", "Figure 1: runtime against FLOPs"
-    pts = sel.points.dropna(subset=["flops", "latency_median_ms"])
+    pts = sel.points.dropna(subset=["flops", "time_per_call_ms"])
     if pts.empty:
-        return _placeholder(name, title, "no successful run with FLOPs and a latency")
+        return _placeholder(name, title, "no successful run with FLOPs and a time per call")
     data = pts.assign(gflops_per_call=pts["flops"] * pts["batch"] / 1e9).reindex(columns=
-        ["label", "model", "batch", "flops", "gflops_per_call", "latency_median_ms", "latency_min_ms",
-         "latency_p90_ms", "latency_cv", "unstable", "host_busy", "runs"])
+        ["label", "model", "batch", "protocol_mode", "flops", "gflops_per_call", "time_per_call_ms",
+         "latency_median_ms", "latency_min_ms", "latency_p90_ms", "latency_cv", "batch_time_ms", "unstable",
+         "host_busy", "runs"])
+    axis, statistic = time_statistic(data)
     (models, styles), labels = _styled(sel, data["model"]), sorted(data["label"].unique())
     fig, axes = _panels(labels)
     for ax, label in zip(axes, labels):
         panel = data[data["label"] == label]
-        _curves(ax, panel, models, styles, "gflops_per_call", "latency_median_ms", ms=5)
+        _curves(ax, panel, models, styles, "gflops_per_call", "time_per_call_ms", ms=5)
         flagged = panel[panel["unstable"] | panel["host_busy"]]
-        ax.scatter(flagged["gflops_per_call"], flagged["latency_median_ms"], **_UNSTABLE)
+        ax.scatter(flagged["gflops_per_call"], flagged["time_per_call_ms"], **_UNSTABLE)
         _log(ax, "x")
         _log(ax, "y")
         ax.set_xlabel("GFLOPs per call (FLOPs/inference × batch)")
-        ax.set_ylabel("median latency per call (ms)")
+        ax.set_ylabel(f"{axis} (ms)")
     _model_legend(fig, styles, models, [_unstable_handle()])
-    caption = ("Median latency of one call against the floating-point operations it computes, for every model and "
-               "batch size (one line per model, batch growing to the right); log axes. Networks with similar FLOPs "
-               "can differ widely in time, and batching amortises until the device is saturated. Red rings: "
-               "runs tagged unstable (CV > 10%) or measured on a busy host.")
+    caption = (f"Time per call ({statistic}; time_per_call_ms in the CSV) against the floating-point operations "
+               "the call computes, for every model and batch size (one line per model, batch growing to the "
+               "right); log axes. Networks with similar FLOPs can differ widely in time, and batching amortises "
+               "until the device is saturated. Red rings: runs tagged unstable (CV above protocol.unstable_cv) or "
+               "measured on a busy host." + _per_point(sel))
     return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch"]))
 
 
@@ -159,7 +169,7 @@ def throughput_vs_batch(sel: Selection) -> Figure:
     pts = sel.points.dropna(subset=["throughput_ips"])
     if pts.empty:
         return _placeholder(name, title, "no successful run with a throughput")
-    data = pts[["label", "model", "batch", "throughput_ips", "latency_median_ms", "unstable", "host_busy", "runs"]].copy()
+    data = pts[["label", "model", "batch", "throughput_ips", "time_per_call_ms", "unstable", "host_busy", "runs"]].copy()
     best = data.groupby(["label", "model"])["throughput_ips"].idxmax()
     data["best_batch"] = data.index.isin(best.values)
     (models, styles), labels = _styled(sel, data["model"]), sorted(data["label"].unique())
@@ -179,9 +189,10 @@ def throughput_vs_batch(sel: Selection) -> Figure:
         ax.set_ylabel("inferences per second")
     star = Line2D([], [], ls="", marker="*", markersize=12, color="grey", markeredgecolor="black", label="best batch")
     _model_legend(fig, styles, models, [star, _unstable_handle()])
-    caption = ("Inferences per second (batch × iterations ÷ wall time of the timed loop) as the batch grows, one "
-               "panel per platform/backend; the star marks each curve's best batch size (table below). Where a "
-               "curve stops, the next batch failed or was not run (see the largest batch table).")
+    caption = ("Inferences per second (batch × timed iterations ÷ wall time of the timed loop, in either protocol "
+               "mode) as the batch grows, one panel per platform/backend; the star marks each curve's best batch "
+               "size (table below). Where a curve stops, the next batch failed or was not run (see the largest "
+               "batch table)." + _per_point(sel))
     return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch"]))
 
 
@@ -199,7 +210,7 @@ def accuracy_vs_speed(sel: Selection) -> Figure:
         return _placeholder(name, title, "no successful run at batch 1 with a reference accuracy")
     pts = pts.assign(params_m=pts["params"] / 1e6, gmacs=pts["macs"] / 1e9)
     pts["pareto"] = pd.concat([pareto_front(g, "throughput_ips", "top1_pct") for _, g in pts.groupby("label")])
-    data = pts[["label", "model", "throughput_ips", "latency_median_ms", "top1_pct", "gmacs", "params_m", "pareto",
+    data = pts[["label", "model", "throughput_ips", "time_per_call_ms", "top1_pct", "gmacs", "params_m", "pareto",
                 "unstable", "host_busy", "runs"]]
     labels = sorted(data["label"].unique())
     lo, hi = data["gmacs"].min(), data["gmacs"].max()
@@ -235,10 +246,12 @@ def accuracy_vs_speed(sel: Selection) -> Figure:
     front_handle = Line2D([], [], ls="--", color="crimson", label="Pareto front")
     fig.legend(handles=sizes + [front_handle], loc="outside right lower", fontsize=8, frameon=False, labelspacing=1.3)
     caption = ("Reference ImageNet top-1 accuracy (the published one: embench times networks with random weights) "
-               "against inferences per second at batch 1, one panel per platform/backend. Marker size: FLOPs "
-               "(multiply-accumulates, log scale); colour: parameters. The dashed line joins the Pareto front "
+               "against inferences per second at batch 1 (timed iterations ÷ wall time of the timed loop), one "
+               "panel per platform/backend. Marker size: FLOPs (multiply-accumulates, log scale); colour: "
+               "parameters. The dashed line joins the Pareto front "
                "(no other network is both faster and more accurate); its members are named in red and listed below "
-               f"(with more than {NAME_ALL} networks in a panel only they are named; the CSV has every point).")
+               f"(with more than {NAME_ALL} networks in a panel only they are named; the CSV has every point)."
+               + _per_point(sel))
     return Figure(name, title, caption, fig, data.sort_values(["label", "throughput_ips"], ascending=[True, False]))
 
 
@@ -256,14 +269,14 @@ def layer_time(sel: Selection) -> Figure:
     fig, axes = _panels(labels, width=5.4, height=0.9 + 0.34 * n_rows, legend_w=1.8, share=False)
     for ax, label in zip(axes, labels):
         panel = data[data["label"] == label].set_index("model").reindex([m for m in models if m in set(data["model"])])
-        panel = panel.dropna(subset=["latency_median_ms"])[::-1]  # first model on top
+        panel = panel.dropna(subset=["time_per_call_ms"])[::-1]  # first model on top
         left = np.zeros(len(panel))
         for category in categories:
             share = panel[f"pct_{category}"].fillna(0).to_numpy()
             ax.barh(panel.index, share, left=left, color=colours[category], label=category, height=0.7)
             left += share
         for y, (_, row) in enumerate(panel.iterrows()):
-            ax.text(101, y, f"{row['profile_coverage']:.0%} of {row['latency_median_ms']:.3g} ms", va="center", fontsize=7)
+            ax.text(101, y, f"{row['profile_coverage']:.0%} of {row['time_per_call_ms']:.3g} ms", va="center", fontsize=7)
         ax.set_xlim(0, 135)
         ax.set_xticks(range(0, 101, 25))
         ax.grid(False)
@@ -271,20 +284,29 @@ def layer_time(sel: Selection) -> Figure:
         ax.set_xlabel("share of profiled op self-time (%)")
     handles = [Patch(color=colours[c], label=c) for c in categories]
     fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
-    caption = ("Share of the profiled op self-time spent in each layer category (torch.profiler pass after timing), "
+    caption = ("Share of the profiled op self-time spent in each layer category (a profiling pass after timing: "
+               "torch.profiler, or OpenVINO's per-layer counters), "
                "at batch 1 where it was profiled, else the smallest profiled batch. Right of each bar: how much of "
-               "the end-to-end median latency the summed op times account for (profile coverage); the rest is "
-               "framework overhead between ops (profiler overhead can push it above 100%).")
+               f"the end-to-end time per call ({time_statistic(data)[1]}) the summed op times account for (profile "
+               "coverage); the rest is framework overhead between ops (profiler overhead can push it above 100%)."
+               + _per_point(sel))
     return Figure(name, title, caption, fig, data)
+
+
+def _achieved(points: pd.DataFrame) -> pd.Series:
+    """GFLOP/s as the run logs it; in throughput mode FLOPs × inferences/s, as embench logs it now (older runs
+    divided by the median enqueue interval)."""
+    per_wall_time = points["flops"] * points["throughput_ips"] / 1e9
+    return points["achieved_gflops"].where(points["protocol_mode"].ne("throughput"), per_wall_time)
 
 
 def achieved_gflops(sel: Selection) -> Figure:
     """How well each network uses the device: achieved GFLOP/s against batch size, with the peak where known."""
     name, title = "fig5_achieved_gflops", "Figure 5: achieved GFLOP/s against batch size"
-    pts = sel.points.dropna(subset=["achieved_gflops"])
+    pts = sel.points.assign(achieved_gflops=_achieved(sel.points)).dropna(subset=["achieved_gflops"])
     if pts.empty:
         return _placeholder(name, title, "no successful run with achieved GFLOP/s")
-    data = pts[["label", "model", "batch", "achieved_gflops", "peak_gflops"]].copy()
+    data = pts[["label", "model", "batch", "protocol_mode", "achieved_gflops", "peak_gflops"]].copy()
     data["pct_of_peak"] = 100 * data["achieved_gflops"] / data["peak_gflops"]
     (models, styles), labels = _styled(sel, data["model"]), sorted(data["label"].unique())
     fig, axes = _panels(labels)
@@ -299,12 +321,13 @@ def achieved_gflops(sel: Selection) -> Figure:
         _batch_axis(ax, data["batch"])
         _log(ax, "y")
         ax.set_xlabel("batch size")
-        ax.set_ylabel("achieved GFLOP/s (FLOPs × batch ÷ median)")
+        ax.set_ylabel("achieved GFLOP/s (FLOPs × batch ÷ time)")
     _model_legend(fig, styles, models)
-    caption = ("Achieved GFLOP/s (FLOPs per inference × batch ÷ median latency) as the batch grows: how much of "
-               "the device each network keeps busy. The dashed line is the platform's peak FP32 GFLOP/s where "
-               "the platform config or the run reports one (pct_of_peak in the CSV); a measured peak (a large matrix "
-               "product) can sit below what fast convolution algorithms such as Winograd appear to achieve.")
+    caption = (f"Achieved GFLOP/s (FLOPs per inference × batch ÷ time per call: {time_statistic(data)[1]}) as the "
+               "batch grows: how much of the device each network keeps busy. The dashed line is the platform's peak "
+               "FP32 GFLOP/s where the platform config or the run reports one (pct_of_peak in the CSV); a measured "
+               "peak (a large matrix product) can sit below what fast convolution algorithms such as Winograd "
+               "appear to achieve." + _per_point(sel))
     return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch"]))
 
 

@@ -102,9 +102,12 @@ def _summary(sel: Selection) -> str:
                     f"(CV > protocol.unstable_cv), {int(runs['host_busy'].sum())} on a busy host: all listed "
                     "under Failed and unstable runs; unstable and busy runs stay in the figures, ringed red"),
         ("Not data", ", ".join(f"{n} {what}" for what, n in sel.skipped.items()) + " skipped"),
-        ("Conventions", "latency = median of the timed iterations (the paper reported the minimum; both are in "
-                        "points.csv); FLOPs = 2 × multiply-accumulates, per inference; accuracy = the reference "
-                        "(published) ImageNet accuracy of each network"),
+        ("Conventions", "time per call = the median of the timed iterations' latency (the paper reported the "
+                        "minimum; both are in points.csv), or for throughput-protocol runs, which time no single "
+                        "call, the wall time per batch; inferences/s = batch × timed iterations ÷ the timed loop's "
+                        "wall time; FLOPs = 2 × multiply-accumulates, per inference; accuracy = the reference "
+                        "(published) ImageNet accuracy of each network; a label names every setting (run param) "
+                        "that differs between its runs and others of the same platform/backend"),
     ]
     rows = "\n".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in items)
     return f"<dl class='summary'>\n{rows}\n</dl>"

@@ -12,10 +12,17 @@ REPORT_TAG = "embench.report"  # set on the runs a report logs on its own; never
 PARENT_TAG = "mlflow.parentRunId"
 SWEEP_DIR_TAG = "embench.sweep_dir"
 AGGREGATES = ("latest", "median")
-POINT = ["label", "model", "batch"]  # one measured point (label = platform/backend, see _labels)
+POINT = ["label", "model", "batch"]  # one measured point (label = platform/backend and the settings that differ)
 CATEGORY_ORDER = (
     "convolution", "batch_norm", "activation", "pooling", "fully_connected", "elementwise", "concat_reshape", "other",
 )
+# run params that set up a measurement: runs that differ in one are different points (see _labels)...
+SETTINGS = ("platform.", "backend.", "protocol.", "seed")
+# ...but not these: names the label has already, the platform's descriptive specs, and settings that change
+# no measurement (strict only allows a fallback, which the label names; unstable_cv only sets a tag)
+NOT_SETTINGS = ("platform.name", "backend.name", "protocol.name", "platform.specs.", "platform.strict",
+                "protocol.unstable_cv")
+MISSING = "?"  # a setting's value in a run that did not log it (an older run)
 _MLFLOW_STATUS = {"FINISHED": "ok", "FAILED": "failed", "KILLED": "killed", "RUNNING": "running", "SCHEDULED": "running"}
 
 # tidy column <- first present of these MLflow columns
@@ -24,6 +31,7 @@ _FIELDS = {
     "platform": ["params.platform"],
     "backend": ["params.backend"],
     "protocol": ["params.protocol"],
+    "protocol_mode": ["params.protocol.mode"],
     "batch": ["params.batch"],
     "year": ["params.model.year"],
     "input_size": ["params.model.input_size"],
@@ -56,10 +64,11 @@ _FIELDS = {
     "parent_run_id": [f"tags.{PARENT_TAG}"],
     "run_name": ["tags.mlflow.runName"],
 }
-# metrics the report reads; a run that lacks one (a failed run, another backend) gets NaN
+# metrics the report reads; a run that lacks one (a failed run, another backend, the other protocol mode:
+# latency_* are logged in latency mode, batch_time_ms and enqueue_interval_cv in throughput mode) gets NaN
 EXPECTED_METRICS = ("latency_median_ms", "latency_min_ms", "latency_p90_ms", "latency_p99_ms", "latency_cv",
-                    "throughput_ips", "flops", "macs", "params", "achieved_gflops", "host_other_cpu_cores",
-                    "profile_total_ms", "profile_wall_ms", "profile_coverage")
+                    "batch_time_ms", "enqueue_interval_cv", "throughput_ips", "flops", "macs", "params",
+                    "achieved_gflops", "host_other_cpu_cores", "profile_total_ms", "profile_wall_ms", "profile_coverage")
 _NUMERIC = ("batch", "year", "input_size", "top1", "top5", "paper_macs_m", "paper_params_m", "paper_top1",
             "paper_top5", "profile_iterations", "tdp_w", "peak_gflops")
 
@@ -200,15 +209,45 @@ def tidy(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     metric_names = sorted({c[len("metrics."):] for c in raw.columns if c.startswith("metrics.")} | set(EXPECTED_METRICS))
     metrics = raw.reindex(columns=[f"metrics.{m}" for m in metric_names]).set_axis(metric_names, axis=1)
     metrics = metrics.drop(columns=[m for m in metric_names if m in runs])  # peak_gflops is read above
+    metrics["time_per_call_ms"] = time_per_call(runs, metrics)
     runs = pd.concat([runs.drop(columns="tag_status"), metrics], axis=1)
     return runs, list(metrics.columns)
 
 
-def _labels(runs: pd.DataFrame) -> pd.Series:
+def time_per_call(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.Series:
+    """The time of one call: the median latency where calls were timed one by one; in throughput mode, or
+    with several requests in flight, which time no single call, the wall time per batch (batch_time_ms;
+    batch ÷ inferences/s for runs that predate it)."""
+    per_batch = metrics["batch_time_ms"].fillna(1e3 * runs["batch"].astype(float) / metrics["throughput_ips"])
+    one_by_one = runs["protocol_mode"].ne("throughput") & metrics["latency_median_ms"].notna()
+    return metrics["latency_median_ms"].where(one_by_one, per_batch)
+
+
+def time_statistic(points: pd.DataFrame) -> tuple[str, str]:
+    """What time_per_call_ms holds for these points: a few words for an axis, a phrase for a caption."""
+    modes = set(points["protocol_mode"].dropna())
+    if modes == {"throughput"}:
+        return "wall time per batch", "wall time per batch: the timed loop's wall time ÷ its batches, run back to back"
+    if "throughput" in modes:
+        return "time per call", ("median of the timed iterations' latency per call; for throughput-protocol runs, "
+                                 "wall time per batch (the timed loop's wall time ÷ its batches)")
+    return "median latency per call", "median of the timed iterations' latency per call"
+
+
+def settings(raw: pd.DataFrame) -> pd.DataFrame:
+    """The runs' measurement settings (params under SETTINGS, less NOT_SETTINGS) as text; MISSING where unlogged."""
+    keys = [c[len("params."):] for c in raw.columns if c.startswith("params.")]
+    keys = [k for k in keys if k.startswith(SETTINGS) and not k.startswith(NOT_SETTINGS)]
+    return pd.DataFrame({k: raw[f"params.{k}"].fillna(MISSING).astype(str) for k in keys}, index=raw.index)
+
+
+def _labels(runs: pd.DataFrame, raw: pd.DataFrame) -> pd.Series:
     """platform/backend, told apart further only where the selection needs it.
 
     A platform that fell back to another device says so; with several protocols the protocol is
     added; a platform name that several devices share (e.g. `cpu` on two hosts) gets the device.
+    Then every setting that differs between runs of one such label is added, e.g. `precision=bf16`
+    (named in full, `protocol.mode=...`, where two settings share a last name).
     """
     label = runs["platform"].astype(str) + "/" + runs["backend"].astype(str)
     fell_back = runs["device_fallback"].notna()
@@ -216,7 +255,18 @@ def _labels(runs: pd.DataFrame) -> pd.Series:
     if runs["protocol"].nunique() > 1:
         label = label + " · " + runs["protocol"].astype(str)
     devices = runs.groupby("platform")["device_name"].transform("nunique")
-    return label.where(devices <= 1, label + " @ " + runs["device_name"].astype(str))
+    label = label.where(devices <= 1, label + " @ " + runs["device_name"].astype(str))
+    values = settings(raw.loc[runs.index])
+    differ = {}  # per label, the settings that differ between its runs
+    for base, group in values.groupby(label):
+        differ[base] = [k for k in group if group[k].nunique() > 1]
+    short = {k: k.rsplit(".", 1)[-1] for keys in differ.values() for k in keys}
+    names = {k: name if list(short.values()).count(name) == 1 else k for k, name in short.items()}
+    out = label.copy()
+    for base, keys in differ.items():
+        for key in keys:
+            out[label == base] += " " + names[key] + "=" + values[key]
+    return out
 
 
 def _apply(runs: pd.DataFrame, raw: pd.DataFrame, filters: Filters) -> pd.DataFrame:
@@ -279,7 +329,7 @@ def load(uri: str, experiment_name: str, filters: Filters, how: str = "latest") 
     if selected.empty:
         raise ReportError(f"no run of {where} matches the filters ({filters.describe()}); "
                           f"it has {_available(data)}", 2)
-    selected = selected.assign(label=_labels(selected)).sort_values("start_time").reset_index(drop=True)
+    selected = selected.assign(label=_labels(selected, raw)).sort_values("start_time").reset_index(drop=True)
     points, folded = aggregate(selected, metrics, how)
     parents = parents_all[parents_all["run_id"].isin(selected["parent_run_id"].dropna())].reset_index(drop=True)
     return Selection(uri=uri, experiment=experiment_name, experiment_id=experiment.experiment_id, runs=selected,

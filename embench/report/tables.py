@@ -28,8 +28,8 @@ def profiled_points(sel: Selection) -> pd.DataFrame:
         return pd.DataFrame()
     pts = sel.points.dropna(subset=pct, how="all").sort_values("batch")
     pts = pts.groupby(["label", "model"]).head(1)
-    columns = ["label", "model", "batch", *pct, "profile_total_ms", "profile_wall_ms", "latency_median_ms",
-               "profile_coverage", "runs"]
+    columns = ["label", "model", "batch", "protocol_mode", *pct, "profile_total_ms", "profile_wall_ms",
+               "time_per_call_ms", "profile_coverage", "runs"]
     pts = pts.reindex(columns=columns)
     return pts.rename(columns={c: "pct_" + c[len("profile_pct_"):] for c in pct}).sort_values(["label", "model"])
 
@@ -179,7 +179,7 @@ def flagged_runs(sel: Selection) -> pd.DataFrame:
         "status": bad["status"],
         "unstable": bad["unstable"],
         "host busy": bad["host_busy"],
-        "CV": bad["latency_cv"] if "latency_cv" in bad else pd.NA,
+        "CV": bad["latency_cv"].fillna(bad["enqueue_interval_cv"]),  # throughput mode: of the enqueue intervals
         "other CPU cores": bad["host_other_cpu_cores"] if "host_other_cpu_cores" in bad else pd.NA,
         "in figures": bad["run_id"].isin(used),
         "error": bad["error"].fillna("").astype(str).str.slice(0, ERROR_CHARS),
