@@ -92,11 +92,11 @@ def fidelity_torch(device) -> list[dict]:
     return rows
 
 
-def _benchmark_app_median_ms(xml: Path, config: dict) -> float:
+def _benchmark_app_median_ms(xml: Path, config: dict, shape: list[int]) -> float:
     config_file = xml.with_suffix(".benchmark_app.json")
     config_file.write_text(json.dumps({"CPU": {key: str(value) for key, value in config.items()}}))
     command = ["benchmark_app", "-m", str(xml), "-d", "CPU", "-api", "sync", "-load_config", str(config_file),
-               "-t", str(int(LATENCY.min_duration_s) + 1)]
+               "-shape", str(shape).replace(" ", ""), "-t", str(int(LATENCY.min_duration_s) + 1)]
     out = subprocess.run(command, capture_output=True, text=True).stdout
     found = re.search(r"Median:\s+([\d.]+) ms", out)
     if not found:
@@ -111,9 +111,10 @@ def fidelity_openvino(device) -> list[dict]:
     for name, batch in [("resnet18", 1), ("resnet50", 1), ("mobilenet_v2", 8)]:
         model, x = _model(name), torch.randn(batch, 3, 224, 224)
         prepared = OpenVINO().prepare(model, x, device, f"fidelity-{name}")
-        xml = next(cache_dir("openvino").glob(f"*/fidelity-{name}_{batch}x3x224x224.xml"))
+        xml = next(cache_dir("openvino").glob(f"*/fidelity-{name}.xml"))  # one IR per model, reshaped per batch
         embench_ms, reference_ms, note = _alternating(
-            lambda: _embench_median_ms(prepared, device.sync), lambda: _benchmark_app_median_ms(xml, prepared.config)
+            lambda: _embench_median_ms(prepared, device.sync),
+            lambda: _benchmark_app_median_ms(xml, prepared.config, list(x.shape)),
         )
         rows.append(row("fidelity", f"openvino {name} b{batch}", embench_ms, reference_ms, "ms", f"vs benchmark_app, same config, sync API; {note}"))
     return rows
@@ -147,8 +148,8 @@ def repeatability(work: Path, repeats: int, threads: int) -> list[dict]:
         out = subprocess.run([sys.executable, "-c", REFERENCE_SCRIPT, "resnet18", "1"], capture_output=True, text=True, check=True)
         torch_reference.append(float(out.stdout.strip().splitlines()[-1]))
         ov_embench.append(_cli_median_ms(work / f"openvino{i}", "backend=openvino"))
-        xml = next(cache_dir("openvino").glob("*/resnet18-*_1x3x224x224.xml"))
-        ov_reference.append(_benchmark_app_median_ms(xml, ov_config))
+        xml = next(cache_dir("openvino").glob("*/resnet18-*.xml"))  # one IR per model, reshaped per batch
+        ov_reference.append(_benchmark_app_median_ms(xml, ov_config, [1, 3, 224, 224]))
     rows = []
     for label, embench, reference, tool in [
         ("torch resnet18 b1", torch_embench, torch_reference, "torch.utils.benchmark"),

@@ -154,6 +154,7 @@ def test_paper_protocol_cools_off_outside_the_timed_window(run_cli, tmp_path):
     assert record["tags"]["energy_source"].startswith("none")
 
 
+@pytest.mark.slow  # two compilations, about a minute
 def test_torch_compile_tags_a_warm_cache(run_cli, tmp_path):
     """The same point compiled by two runs with one Inductor cache: the second prepare_s comes from a warm cache."""
     cache = str(tmp_path / "inductor")

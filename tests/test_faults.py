@@ -87,6 +87,7 @@ def test_sweep_logs_to_a_live_server_and_credentials_never_leak(mlflow_server, t
     assert "tracking.uri=http://127.0.0.1" in parent.data.tags["embench.overrides"]
 
 
+@pytest.mark.slow  # two server starts: CI runs it after the default suite
 def test_server_killed_mid_sweep_then_sync_uploads_the_rest_once(tmp_path):
     server = MlflowServer(tmp_path / "server").start()
     try:

@@ -93,3 +93,13 @@ def test_a_measured_peak_gemm_never_appears_in_the_runs_memory_peak(run_cli, tmp
         peaks[record["tags"]["peak_source"].split(",")[0]] = record["metrics"]["peak_memory_mb"]
     assert set(peaks) == {"measured FP32 matmul", "platform spec"}
     assert abs(peaks["measured FP32 matmul"] - peaks["platform spec"]) < 40, peaks
+
+
+def test_each_backend_reports_its_own_memory_peak(run_cli, tmp_path):
+    """torch eager and OpenVINO at batch 32: the torch reference no longer runs at full batch inside either's window."""
+    result = run_cli("-m", "model=squeezenet1_1", "batch=32", "backend=torch,openvino", "protocol=quick",
+                     "protocol.profile_iterations=0")
+    assert result.returncode == 0, result.output
+    records = [json.loads(p.read_text()) for p in tmp_path.glob("outputs/sweeps/*/*/result.json")]
+    peaks = {r["params"]["backend"]: r["metrics"]["peak_memory_mb"] - r["metrics"]["memory_baseline_mb"] for r in records}
+    assert abs(peaks["torch"] - peaks["openvino"]) > 20, peaks  # each runtime's own working set
