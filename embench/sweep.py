@@ -85,7 +85,7 @@ class Sweep:
         self.status = "RUNNING"
 
     def check(self) -> None:
-        """Every job's config, then each distinct (platform, backend) once; raises before anything runs."""
+        """Every job's config, then each distinct (model factory, platform, backend) once; raises before anything runs."""
         tasks = [_task_config(job_cfg) for _, _, job_cfg in self.jobs]
         for (_, _, job_cfg), task_cfg in zip(self.jobs, tasks):
             preflight.check_config(task_cfg, list(job_cfg.hydra.overrides.task))
@@ -93,7 +93,7 @@ class Sweep:
             raise ConfigError("tracking.* differs between the jobs of this sweep: a sweep logs to one store and experiment")
         seen = set()
         for task_cfg in tasks:
-            key = OmegaConf.to_yaml(task_cfg.platform) + OmegaConf.to_yaml(task_cfg.backend)
+            key = "".join(OmegaConf.to_yaml(task_cfg[part]) for part in ("platform", "backend")) + str(task_cfg.model.factory)
             if key not in seen:
                 seen.add(key)
                 preflight.check_point(task_cfg)

@@ -210,3 +210,11 @@ def test_an_experiment_sweeps_without_dash_m(run_cli, mlflow_client, tmp_path):
     assert len(result_files(tmp_path)) == 4 and "4 job(s) run" in result.stdout
     runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("embench").experiment_id])
     assert len(runs) == 5  # the sweep's parent and its four points
+
+
+def test_a_later_model_that_cannot_be_imported_stops_the_sweep_before_it_measures(run_cli, tmp_path):
+    conf_dir = tmp_path / "my_conf"
+    write_user_model(conf_dir, "no_such_net", "torchvision.models.no_such_net")
+    result = run_cli("--config-dir", str(conf_dir), "-m", "model=squeezenet1_1,no_such_net", *QUICK)
+    assert_one_line_error(result, "model no_such_net", "torchvision.models.no_such_net")
+    assert result.returncode == 2 and not result_files(tmp_path) and not (tmp_path / "mlflow.db").exists()
