@@ -42,6 +42,7 @@ def test_openvino_converts_once_per_model_for_every_batch(run_cli, tmp_path):
     assert len(list(cache.glob("openvino/*/*.xml"))) == 1  # one FP32 IR, reshaped to each batch
 
 
+@pytest.mark.slow
 def test_openvino_throughput_hint_keeps_its_optimal_requests_in_flight(run_cli, tmp_path):
     result = run_cli("-m", "backend=openvino", "backend.runtime.hint=latency,throughput", *QUICK)
     assert result.returncode == 0, result.output
@@ -63,6 +64,7 @@ def test_openvino_async_requests_count_every_inference(run_cli, tmp_path):
     assert metrics["batch_time_ms"] == pytest.approx(1e3 / metrics["throughput_ips"], rel=0.01)
 
 
+@pytest.mark.slow
 def test_torch_compile_reports_compile_time_in_prepare(run_cli, tmp_path):
     result = run_cli("backend=torch_compile", *QUICK, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"))
     assert result.returncode == 0, result.output

@@ -204,6 +204,7 @@ def test_out_of_memory_is_an_outcome_not_a_crash(run_cli, mlflow_client):
     assert by_batch["1"].data.tags["status"] == "ok" and by_batch["1"].info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_an_experiment_sweeps_without_dash_m(run_cli, mlflow_client, tmp_path):
     result = run_cli("experiment=smoke")
     assert result.returncode == 0, result.output

@@ -117,7 +117,10 @@ def test_server_killed_mid_sweep_then_sync_uploads_the_rest_once(tmp_path):
         server.stop()
 
 
-@pytest.mark.parametrize("moment", ["building", "preparing", "measuring", "profiling", "logging model="])
+@pytest.mark.parametrize("moment", [
+    pytest.param("building", marks=pytest.mark.slow), pytest.param("preparing", marks=pytest.mark.slow),
+    "measuring", pytest.param("profiling", marks=pytest.mark.slow), "logging model=",
+])
 def test_ctrl_c_at_any_moment_loses_nothing_and_leaves_nothing_running(tmp_path, mlflow_client, moment):
     cli = Cli(tmp_path, "-m", "model=squeezenet1_1", "batch=1,2", "protocol=quick", "protocol.profile_iterations=3")
     cli.wait_for(moment)
@@ -157,6 +160,7 @@ def test_sigkill_leaves_a_running_parent_that_the_next_command_closes(tmp_path, 
     assert dead.info.status == "KILLED" and sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]
 
 
+@pytest.mark.slow
 def test_two_sweeps_at_once_on_a_fresh_store_keep_apart(tmp_path, mlflow_client):
     sweeps = [Cli(tmp_path, "-m", "model=squeezenet1_1", "batch=1,2", *QUICK) for _ in range(2)]
     for cli in sweeps:
@@ -208,6 +212,7 @@ def test_folders_that_become_unwritable_lose_no_measurement(tmp_path, mlflow_cli
         assert "result.json" in {a.path for a in mlflow_client.list_artifacts(kid.info.run_id)}
 
 
+@pytest.mark.slow
 def test_resume_measures_only_the_points_not_yet_finished(tmp_path, mlflow_client):
     first = Cli(tmp_path, "-m", "model=squeezenet1_1", "batch=1,2", *QUICK)
     assert first.finish() == 0, first.output

@@ -81,6 +81,7 @@ def test_efficiency_against_a_measured_and_cached_peak(run_cli, tmp_path):
     assert metrics["peak_gflops"] > 1
 
 
+@pytest.mark.slow
 def test_a_measured_peak_gemm_never_appears_in_the_runs_memory_peak(run_cli, tmp_path):
     """The CPU peak GEMM (about 90 MB here) runs after the memory peak is read: a run that measures it
     and a run given a published peak (no GEMM at all) report the same memory peak."""
@@ -95,6 +96,7 @@ def test_a_measured_peak_gemm_never_appears_in_the_runs_memory_peak(run_cli, tmp
     assert abs(peaks["measured FP32 matmul"] - peaks["platform spec"]) < 40, peaks
 
 
+@pytest.mark.slow
 def test_each_backend_reports_its_own_memory_peak(run_cli, tmp_path):
     """torch eager and OpenVINO at batch 32: the torch reference no longer runs at full batch inside either's window."""
     result = run_cli("-m", "model=squeezenet1_1", "batch=32", "backend=torch,openvino", "protocol=quick",
