@@ -83,19 +83,22 @@ def scrub_credentials(folder: Path) -> None:
     for path in folder.glob("*.yaml"):
         try:
             text = path.read_text()
-            if credentials.redact(text) != text:
-                path.write_text(credentials.redact(text))
+            redacted = credentials.redact(text)
+            if redacted != text:
+                path.write_text(redacted)
         except OSError:
             pass
 
 
 def write_traceback(out_dir: Path, err: BaseException) -> Path:
+    """error.txt with the traceback, in `out_dir` or, when that cannot be written, its stand-in."""
+    text = "".join(traceback.format_exception(err))
     path = out_dir / "error.txt"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(traceback.format_exception(err)))
+        path.write_text(text)
     except OSError:
         path = fallback_dir(out_dir) / "error.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(traceback.format_exception(err)))
+        path.write_text(text)
     return path

@@ -104,9 +104,7 @@ class Sweep:
     def open(self) -> None:
         """The folder (or a stand-in), the store, the jobs resume skips, and the parent run."""
         if not writable(self.dir):
-            elsewhere = fallback_dir(self.dir)
-            outcome.say_error(f"cannot write the sweep folder {self.dir}; its files go to {elsewhere}")
-            self.dir = elsewhere
+            self.dir = self._stand_in("its files")
             self.dir.mkdir(parents=True, exist_ok=True)
         self.tracker = preflight.open_store(self.tracking, str(self.dir))
         online = self.tracker is not None and not self.tracker.down
@@ -150,11 +148,15 @@ class Sweep:
             job_cfg.tracking.parent_run_id = self.parent_run_id
             job_cfg.tracking.sweep_uid = self.uid
         if not writable(self.dir):
-            elsewhere = fallback_dir(self.dir)
-            outcome.say_error(f"cannot write the sweep folder {self.dir}; job {number}'s files go to {elsewhere}")
             with open_dict(job_cfg):
-                job_cfg.hydra.sweep.dir = str(elsewhere)
+                job_cfg.hydra.sweep.dir = str(self._stand_in(f"job {number}'s files"))
         return job_cfg
+
+    def _stand_in(self, what: str) -> Path:
+        """The folder that replaces an unwritable sweep folder, said in one line."""
+        elsewhere = fallback_dir(self.dir)
+        outcome.say_error(f"cannot write the sweep folder {self.dir}; {what} go to {elsewhere}")
+        return elsewhere
 
     def record(self, number: int, job_cfg: DictConfig, ret) -> None:
         """One job's outcome into the summary: its report, or the error that stopped it."""
@@ -200,9 +202,10 @@ class Sweep:
             outcome.say_note(f"{self.unlogged} run(s) did not reach MLflow; upload them with `embench sync {self.dir}`")
 
     def _close_parent(self, summary: Path) -> None:
-        if not self.parent_run_id or self.tracker.down:
-            if self.parent_run_id:
-                outcome.record(TrackingError.exit_code)
+        if not self.parent_run_id:
+            return
+        if self.tracker.down:  # already said; `embench sync` closes it later
+            outcome.record(TrackingError.exit_code)
             return
         try:
             if summary.exists():

@@ -4,6 +4,7 @@ Every run embench creates carries the host and process that own it, so that a la
 command can close the runs of a process that died without a word (SIGKILL, the OOM killer).
 """
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -113,10 +114,7 @@ class Tracker:
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # importing mlflow sets its loggers to INFO
         logging.getLogger("alembic").setLevel(logging.WARNING)
         try:
-            if self.uri.startswith("sqlite:"):
-                with _sqlite_lock(self.uri):
-                    client, experiment_id = self._open(MlflowClient)
-            else:
+            with _sqlite_lock(self.uri) if self.uri.startswith("sqlite:") else contextlib.nullcontext():
                 client, experiment_id = self._open(MlflowClient)
         except (ConfigError, TrackingError):
             raise
@@ -167,7 +165,7 @@ class Tracker:
                     return runs
         return self._call("search MLflow runs", query)
 
-    def close_stale_runs(self) -> int:
+    def close_stale_runs(self) -> None:
         """Marks KILLED the RUNNING runs whose embench process on this host has died; says so in one line."""
         stale = [run for run in self.search("attributes.status = 'RUNNING'") if _owner_is_dead(run.data.tags)]
         for run in stale:
@@ -180,7 +178,6 @@ class Tracker:
                 f"closed {len(stale)} run(s) left RUNNING by embench process(es) {', '.join(pids)} on this host, "
                 f"which died (SIGKILL or out of memory): marked KILLED in {self.uri}, experiment {self.experiment_name!r}"
             )
-        return len(stale)
 
     def finished_point_keys(self) -> set[str]:
         return {run.data.tags.get(POINT_KEY_TAG) for run in self.search("attributes.status = 'FINISHED'")} - {None}
