@@ -6,7 +6,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import CONF
+from conftest import CONF, REPO
 from test_cli import assert_one_line_error
 
 QUICK = ("protocol=quick", "model=squeezenet1_1")
@@ -96,12 +96,13 @@ def test_a_measured_peak_gemm_never_appears_in_the_runs_memory_peak(run_cli, tmp
     assert abs(peaks["measured FP32 matmul"] - peaks["platform spec"]) < 40, peaks
 
 
-@pytest.mark.slow
-def test_each_backend_reports_its_own_memory_peak(run_cli, tmp_path):
-    """torch eager and OpenVINO at batch 32: the torch reference no longer runs at full batch inside either's window."""
-    result = run_cli("-m", "model=squeezenet1_1", "batch=32", "backend=torch,openvino", "protocol=quick",
-                     "protocol.profile_iterations=0")
+def test_the_output_check_never_appears_in_the_runs_memory_peak(run_cli, tmp_path):
+    """A backend whose output check touches a known 400 MB: the run's memory peak is read before it."""
+    conf = tmp_path / "my_conf" / "backend"
+    conf.mkdir(parents=True)
+    (conf / "heavy_check.yaml").write_text("name: heavy_check\nruntime:\n  _target_: heavy_check_backend.HeavyCheckEager\n")
+    result = run_cli("--config-dir", str(tmp_path / "my_conf"), "backend=heavy_check", *QUICK,
+                     PYTHONPATH=f"{REPO}:{REPO / 'tests' / 'plugins'}")
     assert result.returncode == 0, result.output
-    records = [json.loads(p.read_text()) for p in tmp_path.glob("outputs/sweeps/*/*/result.json")]
-    peaks = {r["params"]["backend"]: r["metrics"]["peak_memory_mb"] - r["metrics"]["memory_baseline_mb"] for r in records}
-    assert abs(peaks["torch"] - peaks["openvino"]) > 20, peaks  # each runtime's own working set
+    metrics = json.loads(next(tmp_path.glob("outputs/runs/*/result.json")).read_text())["metrics"]
+    assert metrics["peak_memory_mb"] - metrics["memory_baseline_mb"] < 200, metrics  # squeezenet at batch 1: tens of MB
