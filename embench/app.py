@@ -61,6 +61,11 @@ def main() -> None:
 
         sync(sys.argv[2:])
         return
+    if sys.argv[1:2] == ["node"]:
+        from embench.node import main as node
+
+        node(sys.argv[2:])
+        return
     signals.install()
     _register_sweeper()
     sys.argv[1:] = credentials.strip_from_command_line(sys.argv[1:])

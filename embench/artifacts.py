@@ -3,7 +3,6 @@
 import csv
 import os
 import tempfile
-import traceback
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -90,9 +89,8 @@ def scrub_credentials(folder: Path) -> None:
             pass
 
 
-def write_traceback(out_dir: Path, err: BaseException) -> Path:
+def write_traceback(out_dir: Path, text: str) -> Path:
     """error.txt with the traceback, in `out_dir` or, when that cannot be written, its stand-in."""
-    text = "".join(traceback.format_exception(err))
     path = out_dir / "error.txt"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,18 +1,18 @@
-"""One Hydra job: check, measure, write the result file, log to MLflow; returns what happened."""
+"""Keeping a measured job: its folder and its MLflow run; and the single run, measured in this process."""
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from embench import credentials, outcome, preflight, signals
 from embench.artifacts import scrub_credentials, write_run_files, write_traceback
-from embench.errors import EmbenchError, TrackingError
-from embench.result import RunResult, point_key, run_params
-from embench.tracking import POINT_KEY_TAG, absolute_uri, tracker_for
+from embench.errors import ConfigError, EmbenchError, TrackingError
+from embench.point import Measured, measure_point
+from embench.result import RunResult, point_key
+from embench.tracking import absolute_uri, tracker_for
 
 log = logging.getLogger("embench")
 
@@ -25,48 +25,6 @@ class JobReport:
     exit_code: int
     files: Path | None = None  # where its files are, when they could be written
     logged: bool = False  # whether the run reached MLflow
-
-
-def _is_out_of_memory(err: BaseException) -> bool:
-    import torch
-
-    if isinstance(err, (MemoryError, torch.OutOfMemoryError)):
-        return True
-    text = str(err).lower()
-    return isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
-
-
-def _measure(cfg: DictConfig, result: RunResult, out_dir: Path) -> int:
-    """Runs the measurement; turns every failure into a recorded status and an exit code."""
-    from embench import runner
-
-    try:
-        runner.run(cfg, result)
-        result.finish("ok")
-        return 0
-    except EmbenchError as err:
-        result.finish("failed", str(err))
-        outcome.say_error(str(err))
-        return err.exit_code
-    except Exception as err:  # a failing job is recorded, and the sweep goes on
-        status = "oom" if _is_out_of_memory(err) else "failed"
-        where = write_traceback(out_dir, err)
-        result.finish(status, f"{type(err).__name__}: {' '.join(str(err).split())[:500]}")
-        outcome.say_error(f"{result.point()}: {status}: {result.error} (traceback in {where})")
-        return 1
-    finally:
-        _release_memory()
-
-
-def _release_memory() -> None:
-    """Frees what a run left behind (after an out-of-memory above all) before the sweep's next job."""
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
 
 
 def keep(cfg: DictConfig, result: RunResult, out_dir: Path) -> JobReport:
@@ -93,6 +51,9 @@ def _check_single_run(cfg: DictConfig, out_dir: Path) -> JobReport | None:
     """A single run's preflight (a sweep checks all its jobs before the first): a report if it must stop."""
     try:
         preflight.check_config(cfg, list(HydraConfig.get().overrides.task))
+        if cfg.farm.name == "ray":
+            raise ConfigError("farm=ray sends a sweep's jobs to the farm's nodes: add -m (a sweep of one point is fine), "
+                              "e.g. python -m embench -m model=resnet50 platform=xavier farm=ray")
         preflight.check_point(cfg)
         tracker = preflight.open_store(cfg.tracking, str(out_dir))
     except EmbenchError as err:
@@ -104,30 +65,39 @@ def _check_single_run(cfg: DictConfig, out_dir: Path) -> JobReport | None:
     return None
 
 
-def run_job(cfg: DictConfig) -> JobReport:
-    """Measures one point: 0 ok, 1 failed run, 2 bad input, 3 MLflow unreachable, 128+N a signal."""
+def keep_measured(cfg: DictConfig, measured: Measured) -> JobReport:
+    """In the job's Hydra context: its folder (log, traceback, result files), then its MLflow run."""
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     scrub_credentials(out_dir / ".hydra")
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        stop = _check_single_run(cfg, out_dir)
-        if stop:
-            return stop
-    result = RunResult(params=run_params(cfg), tracking={
+    result = measured.result
+    result.tracking = {
         "uri": credentials.redact(absolute_uri(cfg.tracking.uri)), "experiment": cfg.tracking.experiment,
         "parent_run_id": cfg.tracking.parent_run_id, "sweep_uid": cfg.tracking.sweep_uid,
-    })
-    result.tags[POINT_KEY_TAG] = point_key(cfg)
-    try:
-        code = _measure(cfg, result, out_dir)
-    except signals.Interrupted as err:
-        result.finish("killed", err.describe())
-        keep(cfg, result, out_dir)
-        raise
+    }
+    if measured.log:  # measured elsewhere: its lines join the job's log
+        with (out_dir / f"{hydra_cfg.job.name}.log").open("a") as job_log:
+            job_log.writelines(line + "\n" for line in measured.log)
+    if measured.traceback:
+        where = write_traceback(out_dir, measured.traceback)
+        outcome.say_error(f"{result.point()}: {result.status}: {result.error} (traceback in {where})")
     report = keep(cfg, result, out_dir)
-    report.exit_code = max(code, report.exit_code)
+    report.exit_code = max(measured.exit_code, report.exit_code)
     if result.status == "ok":
         _report(result, report.files)
+    return report
+
+
+def run_job(cfg: DictConfig) -> JobReport:
+    """A single run, in this process: 0 ok, 1 failed run, 2 bad input, 3 MLflow unreachable, 128+N a signal."""
+    stop = _check_single_run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    if stop:
+        return stop
+    measured = measure_point(cfg)
+    measured.log = []  # Hydra's file handler has them already
+    report = keep_measured(cfg, measured)
+    if measured.interrupted_by:
+        raise signals.Interrupted(measured.interrupted_by)
     return report
 
 

@@ -13,8 +13,8 @@ from embench.profiling import Profile
 
 # The five keys that identify a measured point, logged under exactly these names.
 POINT_KEYS = ("model", "platform", "backend", "protocol", "batch")
-# Not properties of the measurement: where it is logged, and whether a sweep resumes.
-_NOT_THE_POINT = ("tracking", "resume")
+# Not properties of the measurement: where it is logged, whether a sweep resumes, where jobs are sent.
+_NOT_THE_POINT = ("tracking", "resume", "farm")
 
 
 def _flatten(node, prefix: str = "") -> dict[str, str]:

@@ -8,12 +8,14 @@ or KILLED on every path the process can take, and a folder that cannot be writte
 
 import copy
 import csv
+import functools
 import json
 import logging
 import socket
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.utils import JobStatus, configure_log, run_job, setup_globals
@@ -22,6 +24,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from embench import credentials, outcome, preflight, signals
 from embench.artifacts import fallback_dir, writable
 from embench.errors import ConfigError, TrackingError
+from embench.job import keep_measured
+from embench.progress import Progress
 from embench.result import RunResult, point_key, run_params
 from embench.tracking import SWEEP_UID_TAG, absolute_uri
 
@@ -38,6 +42,24 @@ def _task_config(job_cfg: DictConfig) -> DictConfig:
     with read_write(task_cfg), open_dict(task_cfg):
         del task_cfg["hydra"]
     return task_cfg
+
+
+@dataclass
+class Job:
+    """One job of the sweep: its number, overrides, full config, and the config its measurement sees."""
+
+    number: int
+    overrides: list[str]
+    config: DictConfig
+    retried: str = ""  # why it was sent out a second time, if it was
+
+    def __post_init__(self):
+        self.task = _task_config(self.config)
+        self.task_yaml = OmegaConf.to_yaml(self.task, resolve=True)
+        self.platform = str(self.task.platform.name)
+        self.point = " ".join(self.overrides)
+        self.check_key = "".join(OmegaConf.to_yaml(self.task[part]) for part in ("platform", "backend")) \
+            + str(self.task.model.factory)
 
 
 def status_label(result: RunResult) -> str:
@@ -73,7 +95,7 @@ def _print_table(rows: list[dict]) -> None:
 class Sweep:
     """One sweep's state: its folder, tracker, parent run, and the jobs' reports as they come back."""
 
-    def __init__(self, config: DictConfig, jobs: list[tuple[int, list[str], DictConfig]]):
+    def __init__(self, config: DictConfig, jobs: list[Job]):
         self.config, self.jobs = config, jobs
         self.uid = uuid.uuid4().hex
         self.dir = Path(config.hydra.sweep.dir).absolute()
@@ -85,21 +107,18 @@ class Sweep:
         self.status = "RUNNING"
 
     def check(self) -> None:
-        """Every job's config, then each distinct (model factory, platform, backend) once; raises before anything runs."""
-        tasks = [_task_config(job_cfg) for _, _, job_cfg in self.jobs]
-        for (_, _, job_cfg), task_cfg in zip(self.jobs, tasks):
-            preflight.check_config(task_cfg, list(job_cfg.hydra.overrides.task))
-        if len({OmegaConf.to_yaml(task.tracking) for task in tasks}) > 1:
-            raise ConfigError("tracking.* differs between the jobs of this sweep: a sweep logs to one store and experiment")
-        seen = set()
-        for task_cfg in tasks:
-            key = "".join(OmegaConf.to_yaml(task_cfg[part]) for part in ("platform", "backend")) + str(task_cfg.model.factory)
-            if key not in seen:
-                seen.add(key)
-                preflight.check_point(task_cfg)
-        self.tracking = tasks[0].tracking
-        self.resume = tasks[0].resume
-        self.keys = [point_key(task) for task in tasks]
+        """Every job's config, then (here, unless on the farm) each distinct (model factory, platform, backend) once."""
+        for job in self.jobs:
+            preflight.check_config(job.task, list(job.config.hydra.overrides.task))
+        for section, why in (("tracking", "logs to one store and experiment"), ("farm", "runs on one farm")):
+            if len({OmegaConf.to_yaml(job.task[section]) for job in self.jobs}) > 1:
+                raise ConfigError(f"{section}.* differs between the jobs of this sweep: a sweep {why}")
+        first = self.jobs[0].task
+        self.tracking, self.resume, self.farm = first.tracking, first.resume, first.farm
+        if self.farm.name != "ray":
+            for job in {job.check_key: job for job in self.jobs}.values():
+                preflight.check_point(job.task)
+        self.keys = [point_key(job.task) for job in self.jobs]
 
     def open(self) -> None:
         """The folder (or a stand-in), the store, the jobs resume skips, and the parent run."""
@@ -142,6 +161,7 @@ class Sweep:
             pass  # the folder became unwritable: said where the runs' files went
 
     def job_config(self, number: int, job_cfg: DictConfig) -> DictConfig:
+        job_cfg = copy.deepcopy(job_cfg)
         with open_dict(job_cfg):
             job_cfg.hydra.job.id = number
             job_cfg.hydra.job.num = number
@@ -156,28 +176,31 @@ class Sweep:
         """The folder that replaces an unwritable sweep folder, said in one line."""
         elsewhere = fallback_dir(self.dir)
         outcome.say_error(f"cannot write the sweep folder {self.dir}; {what} go to {elsewhere}")
+        outcome.record(1)  # kept, but not where the user asked
         return elsewhere
 
-    def record(self, number: int, job_cfg: DictConfig, ret) -> None:
-        """One job's outcome into the summary: its report, or the error that stopped it."""
+    def record(self, job: Job, ret) -> str:
+        """One job's outcome into the summary (its report, or the error that stopped it); returns its status."""
         if ret.status == JobStatus.FAILED:  # an error outside the measurement (I/O, a bug): the sweep goes on
             err = ret._return_value
-            outcome.say_error(f"job {number} failed outside its measurement: {type(err).__name__}: {err}")
+            outcome.say_error(f"job {job.number} failed outside its measurement: {type(err).__name__}: {err}")
             outcome.record(1)
-            result = RunResult(params=run_params(_task_config(job_cfg)))
+            result = RunResult(params=run_params(job.task))
             result.finish("failed", f"{type(err).__name__}: {err}")
-            self.rows.append(summary_row(number, result))
-            return
-        report = ret.return_value
-        if report.result is not None:
-            self.rows.append(summary_row(number, report.result))
-            self.unlogged += bool(self.tracker and not report.logged)
+        else:
+            result = ret.return_value.result
+            self.unlogged += bool(self.tracker and not ret.return_value.logged)
+            outcome.record(ret.return_value.exit_code)
+        row = summary_row(job.number, result)
+        self.rows.append(row)
+        return row["status"]
 
     def finish(self) -> None:
         """The summary table and file, and the parent run closed with the sweep's outcome."""
         failed = [row for row in self.rows if not row["status"].startswith("ok")]
         if self.status == "RUNNING":
             self.status = "FAILED" if failed else "FINISHED"
+        self.rows.sort(key=lambda row: row["job"])  # a farm finishes jobs out of order
         _print_table(self.rows)
         for row in failed:
             print(f"failed: job {row['job']} model={row['model']} batch={row['batch']}: {row['status']}: {row['error']}",
@@ -196,6 +219,7 @@ class Sweep:
                     writer.writerows(self.rows)
         except OSError as err:
             outcome.say_error(f"cannot write {summary} ({err.strerror}); the table above is the summary")
+            outcome.record(1)
         self.save()
         self._close_parent(summary)
         if self.unlogged:
@@ -216,35 +240,56 @@ class Sweep:
             outcome.record(TrackingError.exit_code)
 
 
+def _jobs_runner(farm: DictConfig):
+    """Where the jobs run: farm=local (a worker process), farm=inline (this process) or farm=ray."""
+    if farm.name == "ray":
+        from embench.farm import RayFarm
+
+        return RayFarm(farm)
+    from embench.workers import InlineJobs, LocalJobs
+
+    return InlineJobs() if farm.name == "inline" else LocalJobs()
+
+
 def run_sweep(config: DictConfig, hydra_context, task_function, job_overrides: list[list[str]]) -> list:
-    """Runs the sweep's jobs in this process, one after another; returns their Hydra JobReturns."""
+    """Checks every job, then runs them where farm=* says and keeps each result here; returns Hydra JobReturns."""
     loader = hydra_context.config_loader
     str(config.hydra.sweep.dir)  # resolve the folder's time and name once: every job's config copies them
-    jobs = [(number, overrides, loader.load_sweep_config(config, list(overrides)))
+    jobs = [Job(number, list(overrides), loader.load_sweep_config(config, list(overrides)))
             for number, overrides in enumerate(job_overrides)]
     sweep = Sweep(config, jobs)
     sweep.check()
-    setup_globals()
-    with signals.deferred():
-        sweep.open()
+    runner = _jobs_runner(sweep.farm)
     returns = []
     try:
-        for done, (number, overrides, job_cfg) in enumerate(sweep.jobs):
-            failed = sum(not row["status"].startswith("ok") for row in sweep.rows)
-            print(f"[embench] job {done + 1}/{len(sweep.jobs)} ({failed} failed): #{number} {' '.join(overrides)}", flush=True)
-            ret = run_job(hydra_context=hydra_context, task_function=task_function,
-                          config=sweep.job_config(number, job_cfg), job_dir_key="hydra.sweep.dir",
-                          job_subdir_key="hydra.sweep.subdir")
-            configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-            sweep.record(number, job_cfg, ret)
-            returns.append(ret)
-    except signals.Interrupted:
-        sweep.status = "KILLED"
-        raise
-    except BaseException:
-        sweep.status = "FAILED"
-        raise
-    finally:
+        runner.check(sweep.jobs)
+        setup_globals()
         with signals.deferred():
-            sweep.finish()
+            sweep.open()
+        progress = Progress(len(sweep.jobs))
+        try:
+            for job, measured in runner.run(sweep.jobs):
+                measured.result.tags["embench.farm"] = sweep.farm.name
+                if job.retried:
+                    measured.result.tags["farm.retried"] = job.retried
+                ret = run_job(hydra_context=hydra_context, task_function=functools.partial(keep_measured, measured=measured),
+                              config=sweep.job_config(job.number, job.config), job_dir_key="hydra.sweep.dir",
+                              job_subdir_key="hydra.sweep.subdir")
+                configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+                progress.finished(f"#{job.number} {measured.result.point()}", sweep.record(job, ret))
+                returns.append(ret)
+                if measured.interrupted_by:
+                    raise signals.Interrupted(measured.interrupted_by)
+        except signals.Interrupted:
+            sweep.status = "KILLED"
+            raise
+        except BaseException:
+            sweep.status = "FAILED"
+            raise
+        finally:
+            progress.close()
+            with signals.deferred():
+                sweep.finish()
+    finally:
+        runner.close()
     return returns

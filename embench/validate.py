@@ -16,7 +16,7 @@ MAX_SEED = 2**63 - 1
 # declare (a model or backend of their own); keys added there with `+` must be factory or runtime
 # arguments, which the factory or the backend class then checks.
 KNOWN_KEYS = {
-    "": ("batch", "seed", "resume", "tracking", "model", "platform", "backend", "protocol"),
+    "": ("batch", "seed", "resume", "tracking", "model", "platform", "backend", "protocol", "farm"),
     "tracking": ("enabled", "uri", "experiment", "http_max_retries", "http_timeout_s", "parent_run_id", "sweep_uid"),
     "protocol": ("name", "mode", "warmup_iterations", "warmup_duration_s", "min_iterations", "min_duration_s",
                  "max_iterations", "max_duration_s", "cooloff_s", "unstable_cv", "profile_iterations"),
@@ -25,6 +25,7 @@ KNOWN_KEYS = {
     "platform.specs": ("cores", "clock_ghz", "memory_gb", "process_nm", "tdp_w", "peak_fp32_gflops",
                        "memory_bandwidth_gbs"),
     "backend": ("name", "runtime"),
+    "farm": ("name", "address", "node_wait_s", "retry_lost"),
 }
 OPEN_SECTIONS = ("model.factory.", "backend.runtime.")
 MODEL_KEYS = ("name", "year", "input_size", "source", "pretrained", "factory", "accuracy", "paper")  # for hints
@@ -117,6 +118,21 @@ def _check_tracking(tracking: DictConfig) -> None:
         raise _bad("tracking.http_timeout_s", tracking.http_timeout_s, "a positive whole number of seconds")
 
 
+FARMS = ("local", "inline", "ray")
+
+
+def _check_farm(farm: DictConfig) -> None:
+    if farm.name not in FARMS:
+        raise _bad("farm.name", farm.name, f"one of {', '.join(FARMS)} (choose with farm=NAME)")
+    if farm.name != "ray":
+        return
+    if not (isinstance(farm.address, str) and farm.address.strip()):
+        raise _bad("farm.address", farm.address, "the Ray head's HOST:PORT, or auto for a cluster on this host")
+    if not (_is_number(farm.node_wait_s) and farm.node_wait_s >= 0):
+        raise _bad("farm.node_wait_s", farm.node_wait_s, "a finite number of seconds >= 0")
+    _check_bool("farm.retry_lost", farm.retry_lost)
+
+
 def _check_threads(threads) -> None:
     if threads is None:
         return
@@ -146,4 +162,5 @@ def validate(cfg: DictConfig, overrides: list[str] = ()) -> None:
     _check_bool("platform.strict", cfg.platform.strict)
     _check_threads(cfg.platform.get("threads"))
     _check_protocol(cfg.protocol)
+    _check_farm(cfg.farm)
     _check_tracking(cfg.tracking)

@@ -67,6 +67,22 @@ CORPUS = [
     (["-m", "batch=1,0"], ["batch=0", "positive integer"]),
     (["-m", "model=squeezenet1_1", "platform=cpu,xavier"], ["platform=xavier", "this host lacks"]),
     (["-m", "tracking.experiment=a,b"], ["tracking.* differs between the jobs"]),
+    (["farm=nope"], ["Could not find 'farm/nope'"]),
+    (["farm=ray"], ["farm=ray sends a sweep's jobs", "add -m"]),
+    (["-m", "farm=ray", "farm.node_wait_s=-1"], ["farm.node_wait_s=-1", ">= 0"]),
+    (["-m", "farm=ray", "farm.retry_lost=often"], ["farm.retry_lost='often'", "true or false"]),
+    (["-m", "farm=ray", "farm.address=127.0.0.1:1"], ["farm.address=127.0.0.1:1", "no Ray head answers"]),
+    (["-m", "farm=local,ray"], ["farm.* differs between the jobs"]),
+]
+
+# `embench node`: a host that lacks the platform, or a mistyped command, is refused before Ray starts
+NODE_CORPUS = [
+    (["--platform", "xavier", "--head"], ["platform=xavier needs", "this host lacks"]),
+    (["--platform", "nonesuch", "--head"], ["Could not find 'platform/nonesuch'"]),
+    (["--platform", "cpu,xavier", "--address", "127.0.0.1:6379"], ["platform=xavier needs"]),
+    (["--head"], ["--platform"]),
+    (["--platform", "cpu"], ["--address", "--head"]),
+    (["--platform", ",", "--head"], ["names no platform"]),
 ]
 
 
@@ -122,3 +138,11 @@ def test_report_bad_input_is_refused_in_one_line(tmp_path, args, needles):
         command = ["setpriv", "--inh-caps=-dac_override", "--bounding-set=-dac_override", *command]
     proc = subprocess.run(command, cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert_refused(proc, needles, prefix="embench.report: error:")
+
+
+@pytest.mark.parametrize("args, needles", NODE_CORPUS, ids=[" ".join(args) for args, _ in NODE_CORPUS])
+def test_node_bad_input_is_refused_in_one_line_before_ray_starts(tmp_path, args, needles):
+    proc = subprocess.run([sys.executable, "-m", "embench", "node", *args], cwd=tmp_path, env=cli_env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert_refused(proc, needles)
+    assert "ray.scripts" not in proc.stdout  # Ray was never started
