@@ -251,7 +251,7 @@ def _jobs_runner(farm: DictConfig):
     return InlineJobs() if farm.name == "inline" else LocalJobs()
 
 
-def run_sweep(config: DictConfig, hydra_context, task_function, job_overrides: list[list[str]]) -> list:
+def run_sweep(config: DictConfig, hydra_context, job_overrides: list[list[str]]) -> list:
     """Checks every job, then runs them where farm=* says and keeps each result here; returns Hydra JobReturns."""
     loader = hydra_context.config_loader
     str(config.hydra.sweep.dir)  # resolve the folder's time and name once: every job's config copies them

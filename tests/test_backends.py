@@ -33,6 +33,7 @@ def test_openvino_runs_at_f32_with_its_own_layer_counters(run_cli, tmp_path):
     assert all(row["exec_type"] for row in rows)
 
 
+@pytest.mark.slow
 def test_openvino_converts_once_per_model_for_every_batch(run_cli, tmp_path):
     cache = tmp_path / "cache"
     first = run_cli("-m", "backend=openvino", "batch=1,2", *QUICK, EMBENCH_CACHE_DIR=str(cache))
@@ -53,6 +54,7 @@ def test_openvino_throughput_hint_keeps_its_optimal_requests_in_flight(run_cli, 
     assert tags["throughput"]["openvino.requests"] == tags["throughput"]["openvino.streams"] != "1"
 
 
+@pytest.mark.slow
 def test_openvino_async_requests_count_every_inference(run_cli, tmp_path):
     result = run_cli("backend=openvino", "backend.runtime.hint=throughput", "backend.runtime.requests=2", *QUICK)
     assert result.returncode == 0, result.output

@@ -170,6 +170,7 @@ def test_unreachable_mlflow_keeps_the_result_and_exits_3(run_cli, tmp_path):
     assert record["status"] == "ok" and record["metrics"]["latency_median_ms"] > 0
 
 
+@pytest.mark.slow
 def test_installed_wheel_finds_its_configs(tmp_path):
     """A non-editable install, run from elsewhere, composes and runs with the shipped conf/."""
     site = tmp_path / "site"

@@ -212,6 +212,19 @@ def test_a_node_lost_mid_job_is_measured_again_on_another_node(tmp_path):
         assert {r["tags"]["ray.node_id"] for r in records} == {survivor}  # both measured on the node that stayed
         [retried] = [r for r in records if "farm.retried" in r["tags"]]
         assert retried["tags"]["farm.retried"].startswith("node lost"), retried["tags"]
+
+        # The last node serving cpu1 goes too: nothing hangs, and its jobs fail saying so.
+        (tmp_path / "outputs").rename(tmp_path / "outputs_before")
+        sweep = farm.sweep("platform=cpu1", "batch=1,2", "protocol.min_duration_s=10", "protocol.max_duration_s=10",
+                           "farm.node_wait_s=5")
+        while not second.measuring():
+            assert time.monotonic() < deadline + 300 and sweep.proc.poll() is None, sweep.output
+            time.sleep(0.5)
+        second.stop(signal.SIGKILL)
+        assert sweep.finish(timeout=300) == 1, sweep.output
+        records = _records(tmp_path)
+        assert len(records) == 2 and {r["status"] for r in records} == {"failed"}
+        assert all(r["error"].startswith("node lost") and "platform=cpu1" in r["error"] for r in records), records
     finally:
         farm.stop()
 

@@ -66,6 +66,7 @@ def parents(runs: list) -> list:
     return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
 
 
+@pytest.mark.slow
 def test_sweep_logs_to_a_live_server_and_credentials_never_leak(mlflow_server, tmp_path):
     """A healthy `mlflow server` gets every run; `user:secret` appears in no file, tag, param or output."""
     uri = mlflow_server.url.replace("http://", "http://alice:s3cr3t-token@")
@@ -144,6 +145,7 @@ def test_sigterm_closes_the_sweep_as_killed(tmp_path, mlflow_client):
     assert [record["status"] for record in results(tmp_path / "outputs")] == ["killed"]
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_a_running_parent_that_the_next_command_closes(tmp_path, mlflow_client):
     cli = Cli(tmp_path, "-m", "model=squeezenet1_1", "batch=1,2", *LONG)
     cli.wait_for("measuring")
@@ -224,6 +226,7 @@ def test_resume_measures_only_the_points_not_yet_finished(tmp_path, mlflow_clien
     assert without.finish() == 0 and len(children(runs_of(mlflow_client))) == 4
 
 
+@pytest.mark.slow
 def test_more_threads_than_cpus_is_tagged_and_shown(tmp_path, mlflow_client):
     threads = os.cpu_count() + 1
     cli = Cli(tmp_path, "-m", "model=squeezenet1_1", f"platform.threads={threads}", *QUICK)

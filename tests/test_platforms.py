@@ -41,6 +41,7 @@ def test_ncs2_explains_that_openvino_dropped_myriad(run_cli):
     assert_one_line_error(result, "MYRIAD", "2022.3", "platform=npu")
 
 
+@pytest.mark.slow
 def test_non_strict_paper_platform_runs_here_without_borrowing_its_specs(run_cli, tmp_path):
     result = run_cli("platform=xeon4116", "platform.strict=false", "platform.threads=1", *QUICK)
     assert result.returncode == 0, result.output

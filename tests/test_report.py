@@ -278,6 +278,7 @@ def test_help_is_fast_and_documents_the_filters(tmp_path):
         assert option in proc.stdout, option
 
 
+@pytest.mark.slow
 def test_runs_that_differ_in_a_setting_are_separate_points(tmp_path):
     """precision=f32,bf16 on one platform/backend: two labels, two curves, and the median folds neither into the
     other."""

@@ -7,14 +7,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 class EmbenchSweeper(BasicSweeper):
     """Expands `-m` overrides (and hydra.sweeper.params) like the basic sweeper; embench runs the jobs."""
 
-    def setup(self, *, hydra_context, task_function, config) -> None:
-        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        self.task_function = task_function
-
     def sweep(self, arguments: list[str]):
         from embench.sweep import run_sweep
 
         params = self._parse_config() + list(arguments)
         overrides = OverridesParser.create(config_loader=self.hydra_context.config_loader).parse_overrides(params)
         jobs = [list(job) for batch in self.split_arguments(overrides, None) for job in batch]
-        return run_sweep(self.config, self.hydra_context, self.task_function, jobs)
+        return run_sweep(self.config, self.hydra_context, jobs)
