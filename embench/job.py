@@ -76,8 +76,11 @@ def keep_measured(cfg: DictConfig, measured: Measured) -> JobReport:
         "parent_run_id": cfg.tracking.parent_run_id, "sweep_uid": cfg.tracking.sweep_uid,
     }
     if measured.log:  # measured elsewhere: its lines join the job's log
-        with (out_dir / f"{hydra_cfg.job.name}.log").open("a") as job_log:
-            job_log.writelines(line + "\n" for line in measured.log)
+        try:
+            with (out_dir / f"{hydra_cfg.job.name}.log").open("a") as job_log:
+                job_log.writelines(line + "\n" for line in measured.log)
+        except OSError:
+            pass  # the folder cannot be written: write_run_files says so and keeps the result elsewhere
     if measured.traceback:
         where = write_traceback(out_dir, measured.traceback)
         outcome.say_error(f"{result.point()}: {result.status}: {result.error} (traceback in {where})")

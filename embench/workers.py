@@ -49,7 +49,7 @@ class LocalJobs(InlineJobs):
         self.worker.close()
 
 
-def death_reason(exit_code: int) -> str:
+def _death_reason(exit_code: int) -> str:
     if exit_code < 0:
         name = signal.Signals(-exit_code).name
         hint = " (the kernel's OOM killer sends it when memory runs out)" if -exit_code == signal.SIGKILL else ""
@@ -67,7 +67,7 @@ class LocalWorker:
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")
         self.conn, child_end = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child_end, os.getpid()), name="embench-worker", daemon=True)
+        self.process = context.Process(target=_serve, args=(child_end, os.getpid()), name="embench-worker")
         self.process.start()
         child_end.close()
 
@@ -85,6 +85,7 @@ class LocalWorker:
         if isinstance(answer, Measured):
             return answer
         self.process = None
+        self.conn.close()
         return died(job.task, answer)
 
     def _answer(self, timeout: float | None) -> Measured | str:
@@ -98,7 +99,7 @@ class LocalWorker:
         if not ready:
             self.process.kill()
         self.process.join()
-        return death_reason(self.process.exitcode)
+        return _death_reason(self.process.exitcode)
 
     def close(self) -> None:
         if self.process is not None and self.process.is_alive():

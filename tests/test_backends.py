@@ -77,7 +77,7 @@ def test_torch_compile_reports_compile_time_in_prepare(run_cli, tmp_path):
     assert record["metrics"]["prepare_s"] > record["metrics"]["first_inference_ms"] / 1e3
 
 
-@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+@pytest.mark.parametrize("dtype", [pytest.param("bf16", marks=pytest.mark.slow), "fp16"])
 def test_torch_reduced_precision_is_checked_against_fp32(run_cli, tmp_path, dtype):
     result = run_cli(f"backend.runtime.dtype={dtype}", "backend.runtime.channels_last=true", *QUICK)
     assert result.returncode == 0, result.output

@@ -193,6 +193,7 @@ def test_installed_wheel_finds_its_configs(tmp_path):
     assert f"path: {site / 'embench' / 'conf'}" in hydra_yaml.read_text()  # configs came from the wheel
 
 
+@pytest.mark.slow
 def test_out_of_memory_is_an_outcome_not_a_crash(run_cli, mlflow_client):
     """A batch too large for this host is recorded as status oom; the sweep goes on and exits 1."""
     result = run_cli("-m", "model=squeezenet1_1", "batch=1000000,1", *QUICK)  # 600 GB of input

@@ -120,7 +120,7 @@ def test_server_killed_mid_sweep_then_sync_uploads_the_rest_once(tmp_path):
 
 @pytest.mark.parametrize("moment", [
     pytest.param("building", marks=pytest.mark.slow), pytest.param("preparing", marks=pytest.mark.slow),
-    "measuring", pytest.param("profiling", marks=pytest.mark.slow), "logging model=",
+    "measuring", pytest.param("profiling", marks=pytest.mark.slow), pytest.param("logging model=", marks=pytest.mark.slow),
 ])
 def test_ctrl_c_at_any_moment_loses_nothing_and_leaves_nothing_running(tmp_path, mlflow_client, moment):
     cli = Cli(tmp_path, "-m", "model=squeezenet1_1", "batch=1,2", "protocol=quick", "protocol.profile_iterations=3")

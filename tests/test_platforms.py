@@ -60,6 +60,7 @@ def test_backend_that_cannot_run_on_the_platform_device(run_cli, tmp_path):
     assert result.returncode == 2
 
 
+@pytest.mark.slow
 def test_tdp_gives_an_energy_estimate(run_cli, tmp_path):
     result = run_cli("platform.specs.tdp_w=65", *QUICK)
     assert result.returncode == 0, result.output
