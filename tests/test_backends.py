@@ -148,6 +148,7 @@ def test_throughput_protocol_reports_throughput_not_enqueue_intervals(run_cli, t
     assert not (next(tmp_path.glob("outputs/runs/*")) / "latencies.csv").exists()
 
 
+@pytest.mark.slow
 def test_paper_protocol_cools_off_outside_the_timed_window(run_cli, tmp_path):
     """The paper's protocol, shortened: 3 timed 20 ms steps with 0.5 s pauses; the pauses are never timed."""
     record = _fixed_step_run(run_cli, tmp_path, "protocol=paper", "protocol.cooloff_s=0.5", "protocol.min_iterations=3",

@@ -74,6 +74,7 @@ def test_single_run_writes_result_file_with_everything(run_cli, tmp_path):
     assert len(latencies) - 1 == record["metrics"]["iterations"] >= 3
 
 
+@pytest.mark.slow
 def test_environment_names_the_experiment(run_cli, mlflow_client):
     result = run_cli("model=squeezenet1_1", *QUICK, MLFLOW_EXPERIMENT_NAME="from-env")
     assert result.returncode == 0, result.output
@@ -131,6 +132,7 @@ def write_user_model(conf_dir: Path, name: str, target: str, **kwargs) -> None:
     )
 
 
+@pytest.mark.slow
 def test_user_model_yaml_from_own_config_dir(run_cli, tmp_path):
     conf_dir = tmp_path / "my_conf"
     write_user_model(conf_dir, "tiny_resnet", "torchvision.models.resnet18", num_classes=10)
@@ -141,6 +143,7 @@ def test_user_model_yaml_from_own_config_dir(run_cli, tmp_path):
     assert record["metrics"]["params"] == 11181642  # resnet18 with a 10-class head
 
 
+@pytest.mark.slow
 def test_failing_job_is_recorded_and_the_sweep_goes_on(run_cli, mlflow_client, tmp_path):
     conf_dir = tmp_path / "my_conf"
     write_user_model(conf_dir, "no_such_net", "torchvision.models.resnet18", num_classes=-1)  # fails while building

@@ -134,6 +134,7 @@ def test_ctrl_c_at_any_moment_loses_nothing_and_leaves_nothing_running(tmp_path,
     assert [r.info.status for r in parents(runs)] == ["KILLED"]
 
 
+@pytest.mark.slow
 def test_sigterm_closes_the_sweep_as_killed(tmp_path, mlflow_client):
     cli = Cli(tmp_path, "-m", "model=squeezenet1_1", "batch=1,2", *LONG)
     cli.wait_for("measuring")

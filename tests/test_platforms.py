@@ -74,6 +74,7 @@ def test_tdp_gives_an_energy_estimate(run_cli, tmp_path):
     assert metrics["power_w"] == pytest.approx(65, rel=0.02)  # the TDP: metered over the timed loop alone
 
 
+@pytest.mark.slow
 def test_efficiency_against_a_measured_and_cached_peak(run_cli, tmp_path):
     result = run_cli(*QUICK)
     assert result.returncode == 0, result.output
