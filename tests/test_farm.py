@@ -60,8 +60,7 @@ class Farm:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.head = self.add("head", "--platform", "cpu", "--head", "--port", str(self.port), "--",
-                             "--include-dashboard=false", f"--temp-dir={self.temp}",
-                             f"--ray-client-server-port={free_port()}")
+                             "--include-dashboard=false", f"--temp-dir={self.temp}")
 
     def add(self, name: str, *args: str, **kwargs) -> Node:
         if "--head" not in args:
