@@ -57,7 +57,6 @@ class Job:
         self.task = _task_config(self.config)
         self.task_yaml = OmegaConf.to_yaml(self.task, resolve=True)
         self.platform = str(self.task.platform.name)
-        self.point = " ".join(self.overrides)
         self.check_key = "".join(OmegaConf.to_yaml(self.task[part]) for part in ("platform", "backend")) \
             + str(self.task.model.factory)
 
