@@ -3,8 +3,9 @@
     python benchmarks/fidelity.py [--output DIR] [--repeats 5]
 
 1. fidelity: embench's median latency / torch.utils.benchmark's blocked_autorange median (torch
-   eager), and / OpenVINO benchmark_app's median (same converted model, static shape, latency
-   hint, sync API), each pair measured back to back in one run;
+   eager), / OpenVINO benchmark_app's median (same converted model, static shape, latency hint,
+   sync API), / a bare ONNX Runtime `session.run` and ExecuTorch `method.execute` loop on the same
+   session or method timed by torch.utils.benchmark, each pair in alternating rounds;
 2. repeatability: one point in N separate processes, spread of the N medians (max/min - 1), for
    embench's CLI and for the reference timer measured the same way;
 3. harness overhead: the timed loop around a no-op and around a 1 ms busy-wait, in microseconds;
@@ -38,6 +39,7 @@ from embench.platform import resolve_device  # noqa: E402
 from embench.stats import summarize  # noqa: E402
 
 LATENCY = StopRule.from_protocol(OmegaConf.load(REPO / "conf" / "protocol" / "latency.yaml"))
+RUNTIME_POINTS = [("resnet18", 1), ("resnet50", 1), ("mobilenet_v2", 8)]
 TORCH_POINTS = [(model, batch) for model in ("resnet18", "mobilenet_v2", "resnet50") for batch in (1, 8)]
 SWEEP_12 = ["model=resnet18,mobilenet_v2,squeezenet1_1", "batch=1,2,4,8"]
 REFERENCE_SCRIPT = """
@@ -75,20 +77,59 @@ def _alternating(embench, reference, rounds: int = 3) -> tuple[float, float, str
     return a, b, "rounds (embench, reference): " + ", ".join(f"({x:.2f}, {y:.2f})" for x, y in pairs)
 
 
-def fidelity_torch(device) -> list[dict]:
+def _versus_timer(prepared, device, statement: str, names: dict) -> tuple[float, float, str]:
+    """embench's timed loop over `prepared` against torch.utils.benchmark timing `statement` bare."""
     from torch.utils.benchmark import Timer
 
+    timer = Timer(statement, globals=names, num_threads=device.threads)
+    return _alternating(
+        lambda: _embench_median_ms(prepared, device.sync),
+        lambda: timer.blocked_autorange(min_run_time=LATENCY.min_duration_s).median * 1e3,
+    )
+
+
+def fidelity_torch(device) -> list[dict]:
     rows = []
     for name, batch in TORCH_POINTS:
         model, x = _model(name), torch.randn(batch, 3, 224, 224)
         with torch.inference_mode():
             prepared = TorchEager().prepare(model, x, device, name)
-            timer = Timer("step()", globals={"step": prepared}, num_threads=device.threads)
-            embench_ms, reference_ms, note = _alternating(
-                lambda: _embench_median_ms(prepared, device.sync),
-                lambda: timer.blocked_autorange(min_run_time=LATENCY.min_duration_s).median * 1e3,
-            )
+            embench_ms, reference_ms, note = _versus_timer(prepared, device, "step()", {"step": prepared})
         rows.append(row("fidelity", f"torch {name} b{batch}", embench_ms, reference_ms, "ms", f"vs torch.utils.benchmark blocked_autorange; {note}"))
+    return rows
+
+
+def fidelity_onnxruntime(device) -> list[dict]:
+    """embench's session step against a bare `session.run` loop on the same session."""
+    from embench.backends.onnxruntime import OnnxRuntime
+
+    rows = []
+    for name, batch in RUNTIME_POINTS:
+        model, x = _model(name), torch.randn(batch, 3, 224, 224)
+        with torch.inference_mode():
+            prepared = OnnxRuntime().prepare(model, x, device, f"fidelity-{name}")
+        session = prepared.session
+        feed = {session.get_inputs()[0].name: x.numpy()}
+        embench_ms, reference_ms, note = _versus_timer(prepared, device, "session.run(None, feed)",
+                                                       {"session": session, "feed": feed})
+        rows.append(row("fidelity", f"onnxruntime {name} b{batch}", embench_ms, reference_ms, "ms",
+                        f"vs a bare session.run loop timed by torch.utils.benchmark; {note}"))
+    return rows
+
+
+def fidelity_executorch(device) -> list[dict]:
+    """embench's program step against a bare ExecuTorch `forward` loop on the same loaded method."""
+    from embench.backends.executorch import ExecuTorch
+
+    rows = []
+    for name, batch in RUNTIME_POINTS:
+        model, x = _model(name), torch.randn(batch, 3, 224, 224)
+        with torch.inference_mode():
+            prepared = ExecuTorch().prepare(model, x, device, f"fidelity-{name}")
+        embench_ms, reference_ms, note = _versus_timer(prepared, device, "method.execute([x])",
+                                                       {"method": prepared.method, "x": x})
+        rows.append(row("fidelity", f"executorch {name} b{batch}", embench_ms, reference_ms, "ms",
+                        f"vs a bare method.execute loop timed by torch.utils.benchmark; {note}"))
     return rows
 
 
@@ -108,7 +149,7 @@ def fidelity_openvino(device) -> list[dict]:
     from embench.cache import cache_dir
 
     rows = []
-    for name, batch in [("resnet18", 1), ("resnet50", 1), ("mobilenet_v2", 8)]:
+    for name, batch in RUNTIME_POINTS:
         model, x = _model(name), torch.randn(batch, 3, 224, 224)
         prepared = OpenVINO().prepare(model, x, device, f"fidelity-{name}")
         xml = next(cache_dir("openvino").glob(f"*/fidelity-{name}.xml"))  # one IR per model, reshaped per batch
@@ -203,7 +244,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=REPO / "outputs" / "benchmarks" / "fidelity")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--sections", default="harness,torch,openvino,repeatability,overhead", help="comma list of sections to run")
+    parser.add_argument("--sections", default="harness,torch,openvino,onnxruntime,executorch,repeatability,overhead", help="comma list of sections to run")
     args = parser.parse_args()
     output = args.output.resolve()
     output.mkdir(parents=True, exist_ok=True)
@@ -213,6 +254,8 @@ def main() -> None:
         "harness": harness_overhead,
         "torch": lambda: fidelity_torch(device),
         "openvino": lambda: fidelity_openvino(device),
+        "onnxruntime": lambda: fidelity_onnxruntime(device),
+        "executorch": lambda: fidelity_executorch(device),
         "repeatability": lambda: repeatability(output / "repeat", args.repeats, device.threads),
         "overhead": lambda: run_overhead(output / "overhead"),
     }

@@ -53,6 +53,8 @@ def _write_all(out_dir: Path, result: RunResult, cfg: DictConfig) -> None:
     if result.profile is not None:
         _write_csv(out_dir / "profile_ops.csv", result.profile.op_rows())
         _write_csv(out_dir / "profile_categories.csv", result.profile.category_rows())
+    for name, content in result.files.items():
+        (out_dir / name).write_bytes(content)
 
 
 def write_run_files(out_dir: Path, result: RunResult, cfg: DictConfig) -> Path | None:

@@ -18,8 +18,10 @@ CATEGORIES = (
     "other",
 )
 
-# Op and layer type names: torch's aten ops, OpenVINO's layer types, ONNX's op types.
-# First match wins; names are matched without their namespace ("aten::", "prim::", ...), ignoring case.
+# Op and layer type names: torch's aten ops, OpenVINO's layer types, ONNX Runtime's op types and XNNPACK's
+# operators. First match wins; names are matched without their namespace ("aten::", "prim::", ...), without
+# ONNX Runtime's QLinear / Fused prefixes (QLinearConv is a convolution), XNNPACK's without their
+# "(NHWC, F32)" suffix and with spaces as underscores ("Fully Connected"), ignoring case.
 _PATTERNS = [
     ("convolution", r"conv(?!ert)|_nnpack"),  # not OpenVINO's Convert nor convert_element_type
     ("batch_norm", r"batch_?norm"),
@@ -36,11 +38,12 @@ _PATTERNS = [
         "concat_reshape",
         # Data movement. Layout and precision conversions (OpenVINO's Reorder and Convert, torch's to()) move
         # data too, and this is the closest category for them.
-        r"^(cat|concat|stack|view|reshape|flatten|transpose|permute|contiguous|clone|copy_|chunk|split|variadic_?split"
+        r"^(cat|concat|concatenate|even_split|static_(reshape|slice|transpose|resize_bilinear)|stack|view|reshape|flatten|transpose|permute|contiguous|clone|copy_|chunk|split|variadic_?split"
         r"|narrow|slice|strided_?slice|select|as_strided_?|expand|broadcast|tile|squeeze_?|unsqueeze_?|t"
         r"|channel_shuffle|shuffle_?channels|pixel_shuffle|depth_?to_?space|space_?to_?depth"
-        r"|index|gather|pad|constant_pad_nd|_unsafe_view|unflatten"
-        r"|reorder|convert|convert_like|convert_element_type|to|_to_copy)$",
+        r"|index|gather|pad|constant_pad_nd|constant_pad|_unsafe_view|unflatten|copy"
+        r"|reorder|reorder_?input|reorder_?output|convert|convert_like|convert_element_type|to|_to_copy"
+        r"|(dynamic_?)?quantize_?linear|dequantize_?linear|quantize_per_tensor|dequantize)$",
     ),
 ]
 
@@ -62,16 +65,22 @@ _KERNEL_PATTERNS = [
     ("concat_reshape", r"copy|transpose|permute|nchwToNhwc|nhwcToNchw|gather|index"),  # CatArrayBatchedCopy too
     ("elementwise", r"elementwise|add_tensor|reduce_kernel"),  # torch's other pointwise kernels and reductions
 ]
+# XNNPACK's operator names carry their layout and types: "Fully Connected (NC, F32) GEMM".
+_XNNPACK_OPERATOR = re.compile(r"^([A-Za-z][A-Za-z0-9 ]*?) \((?:N|NC|ND|NCW|NWC|NCHW|NHWC)\b")
+_RUNTIME_DECORATION = re.compile(r"^(com\.microsoft\.)?(qlinear|fused|q(?=gemm))(?=.)", re.IGNORECASE)
 _COMPILED = [(category, re.compile(pattern, re.IGNORECASE)) for category, pattern in _PATTERNS]
 _KERNEL_COMPILED = [(category, re.compile(pattern, re.IGNORECASE)) for category, pattern in _KERNEL_PATTERNS]
 
 
 def categorize(op: str) -> str:
     """The layer category of an op, layer type or GPU kernel name, e.g. 'aten::mkldnn_convolution' -> 'convolution'."""
-    if _KERNEL_NAME.search(op):
+    xnnpack = _XNNPACK_OPERATOR.match(op)
+    if xnnpack:
+        patterns, name = _COMPILED, xnnpack.group(1).replace(" ", "_")
+    elif _KERNEL_NAME.search(op):
         patterns, name = _KERNEL_COMPILED, op
     else:
-        patterns, name = _COMPILED, op.split("::")[-1]
+        patterns, name = _COMPILED, _RUNTIME_DECORATION.sub("", op.split("::")[-1])
     for category, pattern in patterns:
         if pattern.search(name):
             return category
@@ -140,7 +149,7 @@ class Profile:
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
+def native_stderr_silenced() -> Iterator[None]:
     """Hides the profiler library's own status lines, which it writes straight to fd 2."""
     saved = os.dup(2)
     try:
@@ -159,7 +168,7 @@ def profile_torch(step: Callable[[], object], sync: Callable[[], None], iteratio
     activities = [ProfilerActivity.CPU]
     if device_type == "cuda":
         activities.append(ProfilerActivity.CUDA)
-    with _native_stderr_silenced():
+    with native_stderr_silenced():
         prof = profile(activities=activities)
         prof.start()
     try:
@@ -169,7 +178,7 @@ def profile_torch(step: Callable[[], object], sync: Callable[[], None], iteratio
         sync()
         wall_ns = time.perf_counter_ns() - start
     finally:
-        with _native_stderr_silenced():
+        with native_stderr_silenced():
             prof.stop()
     return Profile(ops=op_times(prof.key_averages(), iterations, on_device=device_type == "cuda"),
                    wall_ms=wall_ns / 1e6 / iterations)

@@ -64,6 +64,7 @@ class RunResult:
     tags: dict[str, str] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     profile: Profile | None = None
+    files: dict[str, bytes] = field(default_factory=dict)  # artifacts by file name (a converted program)
     start_time: float = field(default_factory=time.time)
     end_time: float = 0.0
     run_uid: str = field(default_factory=lambda: uuid.uuid4().hex)

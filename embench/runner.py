@@ -37,6 +37,7 @@ def model_id(cfg: DictConfig) -> str:
     return f"{cfg.model.name}-{hashlib.sha1(identity.encode()).hexdigest()[:12]}"
 
 
+TINY_OUTPUT = 1e-6  # some random-weight networks (depthwise ones) output ~1e-9: reduced precisions round it to 0
 CHECK_ROWS = 8  # images of the batch checked against the reference: enough to catch a wrong backend
 
 
@@ -54,11 +55,15 @@ def _check_output(prepared, cfg: DictConfig, example: torch.Tensor, result: RunR
     scale = float(reference.abs().max()) or 1.0
     result.metrics["output_max_abs_diff"] = abs_diff
     result.metrics["output_max_rel_diff"] = abs_diff / scale
+    # the share of checked images whose top-1 class is the reference's (random weights: agreement, not accuracy)
+    result.metrics["output_top1_agreement"] = float((output.argmax(1) == reference.argmax(1)).float().mean())
     if not abs_diff / scale <= prepared.tolerance:  # also catches NaN
+        precision = result.tags.get("backend.precision")
+        tiny = f"; the FP32 output itself is only {scale:.2g} in magnitude (random weights), below what {precision} " \
+               "resolves" if scale < TINY_OUTPUT and precision != "fp32" else ""
         raise EmbenchError(
             f"backend={cfg.backend.name} gives a wrong output: max abs difference {abs_diff:.3g} from torch eager FP32, "
-            f"{abs_diff / scale:.3g} of the output's magnitude (tolerance {prepared.tolerance:g} at "
-            f"{result.tags.get('backend.precision')})"
+            f"{abs_diff / scale:.3g} of the output's magnitude (tolerance {prepared.tolerance:g} at {precision}){tiny}"
         )
 
 
@@ -67,8 +72,11 @@ def _make_backend(cfg: DictConfig):
     try:
         return instantiate(cfg.backend.runtime)
     except InstantiationException as err:
-        if isinstance(err.__cause__, EmbenchError):
-            raise err.__cause__ from None
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, EmbenchError):  # e.g. a runtime package missing on import
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
         reason = " ".join(str(err.__cause__ or err).split())
         raise ConfigError(f"backend={cfg.backend.name}: cannot build {cfg.backend.runtime.get('_target_')}: {reason}") from err
 
@@ -106,6 +114,7 @@ def run(cfg: DictConfig, result: RunResult) -> None:
         prepared = backend.prepare(model, example, device, model_id(cfg))
         result.metrics["prepare_s"] = result.metrics["build_s"] + clock() - prepare_start
         result.tags.update(prepared.tags)
+        result.files.update(getattr(prepared, "files", {}))  # optional for a user's own backend
 
         rule = StopRule.from_protocol(protocol)
         log.info(

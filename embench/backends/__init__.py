@@ -1,15 +1,66 @@
 """Runtimes that turn a torch model into a prepared, callable inference on a device.
 
-A backend is a class named by `backend.runtime._target_`, with `DEVICE_KINDS` (the platform
-device kinds it runs on) and `prepare(model, example, device, model_id) -> Prepared`. A Prepared
-object runs one step (one or more inferences of the bound batch) when called, and has:
-`inferences_per_step` (batches per step), `output()` (one inference's output as a float32 CPU
-tensor, checked against torch eager), `tolerance` (relative to the output's magnitude), `tags`
-(what the runtime really used) and `profile(iterations) -> embench.profiling.Profile`.
+A backend is a class named by `backend.runtime._target_` that satisfies `Backend`; what its
+`prepare` returns satisfies `Prepared`. A new runtime is one module here plus one YAML in
+`conf/backend/`; a runtime that needs a package outside embench's core asks for it with `require`.
 """
 
+import importlib
+from types import ModuleType
+from typing import ClassVar, Protocol, runtime_checkable
+
+import torch
+
+from embench.platform import Device
+from embench.profiling import Profile
+
 # Relative output tolerance by numeric precision: a wrong output differs by ~100 %, these do not.
-TOLERANCE = {"fp32": 1e-2, "fp16": 5e-2, "bf16": 1.5e-1}
+# INT8 (post-training, calibrated on random images) is checked for a gross error only; its agreement
+# with FP32 is reported as output_top1_agreement.
+TOLERANCE = {"fp32": 1e-2, "fp16": 5e-2, "bf16": 1.5e-1, "int8": 5e-1}
+
+
+@runtime_checkable
+class Prepared(Protocol):
+    """A model ready on its runtime: calling it runs one step (`inferences_per_step` batches)."""
+
+    inferences_per_step: int
+    tags: dict[str, str]  # what the runtime really used
+    files: dict[str, bytes]  # artifacts to keep with the run (a converted program), by file name
+
+    def __call__(self) -> object: ...
+
+    @property
+    def tolerance(self) -> float:
+        """Allowed difference from torch eager FP32, relative to the output's magnitude."""
+
+    def output(self) -> torch.Tensor:
+        """One inference's output as a float32 CPU tensor."""
+
+    def profile(self, iterations: int) -> Profile:
+        """Per-op self times from the runtime's own profiler, in a pass apart from the timed loop."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A runtime's options, checked when built; `prepare` converts and loads a model."""
+
+    DEVICE_KINDS: ClassVar[tuple[str, ...]]  # the platform device kinds it runs on
+
+    def prepare(self, model: torch.nn.Module, example: torch.Tensor, device: Device, model_id: str) -> Prepared: ...
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Imports a runtime's package, or names the extra that installs it in one line."""
+    from embench.errors import ConfigError
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ConfigError(
+            f"the {module.split('.')[0]} package that this backend needs is not installed ({err}): "
+            f'pip install "embench[{extra}]"'
+        ) from None
 
 
 def check_option(key: str, value, valid: bool, what: str) -> None:
@@ -18,6 +69,16 @@ def check_option(key: str, value, valid: bool, what: str) -> None:
 
     if not valid:
         raise ConfigError(f"backend.runtime.{key}={value!r} is not valid: {what}")
+
+
+def check_choice(key: str, value, choices) -> None:
+    check_option(key, value, value in choices, f"valid: {', '.join(choices)}")
+
+
+def check_calibration(samples, seed) -> None:
+    """INT8 calibration options: how many seeded random images, and their seed."""
+    check_option("calibration_samples", samples, is_count(samples, 100_000), "a whole number of images from 1")
+    check_option("calibration_seed", seed, isinstance(seed, int) and not isinstance(seed, bool), "a whole number")
 
 
 def check_flags(**flags) -> None:

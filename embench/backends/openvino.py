@@ -1,37 +1,54 @@
 """OpenVINO: the torch model converted with openvino.convert_model, static shape, cached on disk."""
 
-import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import openvino as ov
 import torch
 
-from embench.backends import TOLERANCE, check_option, is_count
-from embench.cache import cache_dir
+from embench.backends import TOLERANCE, check_calibration, check_option, is_count, require
+from embench.backends.conversion import cached, calibration_batches, conversion_failed, shape_name
 from embench.errors import ConfigError
 from embench.platform import Device
 from embench.profiling import OpTime, Profile
 
 HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
-PRECISIONS = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}  # OpenVINO's names -> embench's
+PRECISIONS = {"f32": "fp32", "f16": "fp16", "bf16": "bf16", "int8": "int8"}  # OpenVINO's names -> embench's
 
 
 def _converted(model: torch.nn.Module, example: torch.Tensor, model_id: str) -> tuple[ov.Model, str]:
     """The model as OpenVINO IR, converted once per model (any batch) and reshaped to a static input shape."""
-    xml = cache_dir("openvino", ov.__version__.split("-")[0]) / f"{model_id}.xml"
-    core = ov.Core()
-    if xml.exists():
-        converted, cache = core.read_model(xml), "hit"
-    else:
-        converted, cache = ov.convert_model(model, example_input=example), "miss"  # batch and size left dynamic
-        partial = xml.with_name(f"{xml.stem}.{os.getpid()}.xml")
-        ov.save_model(converted, partial, compress_to_fp16=False)  # keep FP32 weights
-        partial.with_suffix(".bin").replace(xml.with_suffix(".bin"))
-        partial.replace(xml)  # the .xml appears last: a reader never sees half a model
+
+    def convert(path: Path) -> None:
+        try:
+            converted = ov.convert_model(model, example_input=example)  # batch and size left dynamic
+        except Exception as err:  # an operator OpenVINO's frontend does not know
+            raise conversion_failed(model_id, "openvino", err) from None
+        ov.save_model(converted, path, compress_to_fp16=False)  # keep FP32 weights
+
+    xml, cache = cached("openvino", ov.__version__.split("-")[0], f"{model_id}.xml", convert, companions=(".bin",))
+    converted = ov.Core().read_model(xml)
     converted.reshape(list(example.shape))  # static shapes: faster, and per-layer counters work
     return converted, cache
+
+
+def _quantized(converted: ov.Model, example: torch.Tensor, model_id: str, samples: int, seed: int) -> tuple[ov.Model, str]:
+    """NNCF's post-training INT8 quantization of the static-shape model, calibrated on seeded random images."""
+    nncf = require("nncf", "int8")
+
+    def quantize(path) -> None:
+        batches = calibration_batches(example, samples, seed)
+        try:
+            quantized = nncf.quantize(converted, nncf.Dataset(batches, lambda batch: batch.numpy()), subset_size=len(batches))
+        except Exception as err:  # e.g. an operation NNCF cannot quantize
+            raise conversion_failed(model_id, "nncf", err) from None
+        ov.save_model(quantized, path, compress_to_fp16=False)
+
+    name = f"{model_id}-{shape_name(example)}-int8-c{samples}s{seed}.xml"
+    xml, cache = cached("openvino", ov.__version__.split("-")[0], name, quantize, companions=(".bin",))
+    return ov.Core().read_model(xml), cache
 
 
 @dataclass
@@ -46,6 +63,7 @@ class PreparedOpenVINO:
     device: Device
     inferences_per_step: int
     tags: dict[str, str] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.request = self._request(self.compiled)
@@ -101,7 +119,8 @@ class OpenVINO:
 
     DEVICE_KINDS = ("cpu", "openvino")
 
-    def __init__(self, hint: str = "latency", precision: str = "f32", streams: int | None = None, requests: int | None = None):
+    def __init__(self, hint: str = "latency", precision: str = "f32", streams: int | None = None, requests: int | None = None,
+                 calibration_samples: int = 32, calibration_seed: int = 1234):
         if hint not in HINTS:
             raise ConfigError(f"backend.runtime.hint={hint!r} is not valid; valid: {', '.join(HINTS)}")
         if precision not in PRECISIONS:
@@ -109,13 +128,21 @@ class OpenVINO:
         check_option("requests", requests, requests is None or is_count(requests),
                      "null (OpenVINO's optimal number for the hint) or a whole number from 1 to 1024")
         check_option("streams", streams, streams is None or is_count(streams), "null (what the hint chooses) or 1 to 1024")
+        check_calibration(calibration_samples, calibration_seed)
+        if precision == "int8":
+            require("nncf", "int8")  # before anything is measured
         self.hint, self.precision, self.streams, self.requests = hint, precision, streams, requests
+        self.calibration_samples, self.calibration_seed = calibration_samples, calibration_seed
 
     def prepare(self, model: torch.nn.Module, example: torch.Tensor, device: Device, model_id: str) -> PreparedOpenVINO:
         converted, cache = _converted(model, example, model_id)
+        tags = {"openvino.ir_cache": cache}
+        if self.precision == "int8":
+            converted, tags["openvino.int8_cache"] = _quantized(converted, example, model_id, self.calibration_samples,
+                                                                 self.calibration_seed)
         config = {
             "PERFORMANCE_HINT": HINTS[self.hint],
-            "INFERENCE_PRECISION_HINT": self.precision,
+            "INFERENCE_PRECISION_HINT": "f32" if self.precision == "int8" else self.precision,  # int8: the rest at f32
             "INFERENCE_NUM_THREADS": device.threads,
         }
         if self.streams is not None:
@@ -123,14 +150,14 @@ class OpenVINO:
         core = ov.Core()
         compiled = core.compile_model(converted, device.openvino_device, config)
         requests = self.requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        tags = {
-            "backend.precision": compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
+        precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        tags |= {
+            "backend.precision": "int8" if self.precision == "int8" else precision,
             "openvino.device": device.openvino_device,
             "openvino.hint": self.hint,
             "openvino.streams": str(compiled.get_property("NUM_STREAMS")),
             "openvino.threads": str(compiled.get_property("INFERENCE_NUM_THREADS")),
             "openvino.requests": str(requests),
-            "openvino.ir_cache": cache,
         }
         inputs = np.ascontiguousarray(example.numpy())
         return PreparedOpenVINO(core, converted, compiled, config, inputs, device, requests, tags)

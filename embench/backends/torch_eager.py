@@ -22,6 +22,7 @@ class PreparedTorch:
     dtype: str
     tags: dict[str, str] = field(default_factory=dict)
     inferences_per_step: int = 1
+    files: dict[str, bytes] = field(default_factory=dict)
 
     def __call__(self) -> object:
         return self.step()

@@ -1,0 +1,133 @@
+"""ExecuTorch: torch.export -> the XNNPACK delegate -> a .pte program (cached), run by ExecuTorch's runtime."""
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from embench.backends import TOLERANCE, check_calibration, check_choice, require
+from embench.backends.conversion import cached, calibration_batches, conversion_failed, shape_name
+from embench.platform import Device
+from embench.profiling import OpTime, Profile, native_stderr_silenced
+
+runtime = require("executorch.runtime", "executorch")
+portable = require("executorch.extension.pybindings.portable_lib", "executorch")
+
+PRECISIONS = ("fp32", "int8")
+VERSION = metadata.version("executorch")
+_NOT_OPERATORS = ("DELEGATE_CALL", "Method::execute")  # the events that hold the operators' times
+
+
+def _program(model: torch.nn.Module, example: torch.Tensor, int8: bool, samples: int, seed: int) -> bytes:
+    """The model exported, INT8-quantized with the XNNPACK quantizer if asked, lowered to XNNPACK."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    exported = torch.export.export(model, (example,))
+    if int8:
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+            XNNPACKQuantizer,
+            get_symmetric_quantization_config,
+        )
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+        quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+        observed = prepare_pt2e(exported.module(), quantizer)
+        for batch in calibration_batches(example, samples, seed):
+            observed(batch)
+        exported = torch.export.export(convert_pt2e(observed), (example,))
+    return to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch().buffer
+
+
+def _operator_times(events, iterations: int) -> list[OpTime]:
+    """Per-operator time per inference from the Inspector's events, the first (cold) run left out."""
+    ops = []
+    for event in events.itertuples():
+        if event.event_block_name != "Execute" or event.event_name in _NOT_OPERATORS:
+            continue
+        steady = list(event.raw)[-iterations:]
+        name = event.event_name.rsplit(" #", 1)[0]  # "Convolution (NHWC, F32) IGEMM #3": one of a kind
+        delegated = bool(event.is_delegated_op)
+        ops.append(OpTime(op=event.event_name, calls=1.0, self_ms=sum(steady) / iterations,
+                          layer_type=name if delegated else name.removeprefix("native_call_").split(".")[0],
+                          exec_type="xnnpack" if delegated else "portable"))
+    return [op for op in ops if op.self_ms > 0]
+
+
+@dataclass
+class PreparedProgram:
+    """The program's forward method with its input bound; a step is one `execute`."""
+
+    path: Path
+    inputs: torch.Tensor
+    precision: str
+    tags: dict[str, str] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    inferences_per_step: int = 1
+
+    def __post_init__(self) -> None:
+        self.method = runtime.Runtime.get().load_program(self.path).load_method("forward")
+        self.arguments = [self.inputs]
+
+    def __call__(self) -> object:
+        return self.method.execute(self.arguments)
+
+    @property
+    def tolerance(self) -> float:
+        return TOLERANCE[self.precision]
+
+    def output(self) -> torch.Tensor:
+        return self()[0].float()
+
+    def profile(self, iterations: int) -> Profile:
+        """ExecuTorch's own profiler: ETDump events of each XNNPACK operator, read by the Inspector."""
+        from executorch.devtools import Inspector
+
+        program = runtime.Runtime.get().load_program(self.path, enable_etdump=True)
+        method = program.load_method("forward")
+        method.execute(self.arguments)  # cold: left out below
+        start = time.perf_counter_ns()
+        for _ in range(iterations):
+            method.execute(self.arguments)
+        wall_ms = (time.perf_counter_ns() - start) / 1e6 / iterations
+        with tempfile.TemporaryDirectory(prefix="embench-etdump-") as folder:
+            etdump = Path(folder) / "run.etdp"
+            program.write_etdump_result_to_file(str(etdump), str(Path(folder) / "debug.bin"))
+            events = Inspector(etdump_path=str(etdump)).to_dataframe()
+        return Profile(ops=_operator_times(events, iterations), wall_ms=wall_ms)
+
+
+class ExecuTorch:
+    """ExecuTorch with the XNNPACK delegate on the CPU, as a phone app would run the .pte program."""
+
+    DEVICE_KINDS = ("cpu",)
+
+    def __init__(self, precision: str = "fp32", calibration_samples: int = 32, calibration_seed: int = 1234):
+        check_choice("precision", precision, PRECISIONS)
+        check_calibration(calibration_samples, calibration_seed)
+        self.precision, self.calibration_samples, self.calibration_seed = precision, calibration_samples, calibration_seed
+
+    def prepare(self, model: torch.nn.Module, example: torch.Tensor, device: Device, model_id: str) -> PreparedProgram:
+        int8 = self.precision == "int8"
+        name = f"{model_id}-{shape_name(example)}" + (f"-int8-c{self.calibration_samples}s{self.calibration_seed}" if int8 else "")
+
+        def lower(path: Path) -> None:
+            try:
+                path.write_bytes(_program(model, example, int8, self.calibration_samples, self.calibration_seed))
+            except Exception as err:  # export, quantization or lowering: name the network and its operator
+                raise conversion_failed(model_id, "executorch", err) from None
+
+        path, cache = cached("executorch", VERSION, f"{name}.pte", lower)
+        with native_stderr_silenced():  # the threadpool announces itself on fd 2
+            portable._unsafe_reset_threadpool(device.threads)
+        tags = {
+            "backend.precision": self.precision,
+            "executorch.version": VERSION,
+            "executorch.delegate": "xnnpack",
+            "executorch.pte_cache": cache,
+            "executorch.threads": str(portable._threadpool_get_thread_count()),
+        }
+        return PreparedProgram(path, example.contiguous(), self.precision, tags, {"model.pte": path.read_bytes()})

@@ -1,0 +1,59 @@
+"""ExecuTorch with XNNPACK through the real CLI: a cached .pte program, ETDump's per-operator profile, INT8."""
+
+import csv
+import json
+
+import pytest
+
+QUICK = ("protocol=quick", "model=squeezenet1_1")
+
+
+def results(tmp_path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/**/result.json"))]
+
+
+def test_executorch_runs_a_pte_program_with_xnnpacks_own_operator_profile(run_cli, tmp_path):
+    cache = tmp_path / "cache"
+    result = run_cli("-m", "backend=executorch", "backend.runtime.calibration_seed=1,2", *QUICK, EMBENCH_CACHE_DIR=str(cache))
+    assert result.returncode == 0, result.output
+    records = results(tmp_path)
+    # calibration does not change an FP32 program: the second job reuses the first one's
+    assert [r["tags"]["executorch.pte_cache"] for r in records] == ["miss", "hit"]
+    [pte] = cache.glob("executorch/*/*.pte")
+    tags, metrics = records[0]["tags"], records[0]["metrics"]
+    assert tags["backend.precision"] == "fp32" and tags["executorch.threads"] == tags["threads"]
+    assert metrics["output_max_rel_diff"] < 1e-4 and metrics["output_top1_agreement"] == 1.0
+    run_dir = sorted(tmp_path.glob("outputs/sweeps/*/0_*"))[0]
+    assert (run_dir / "model.pte").read_bytes() == pte.read_bytes()  # the program a phone would run, kept with the run
+    with (run_dir / "profile_ops.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    kinds = {row["layer_type"].split(" (")[0]: row["category"] for row in rows}
+    assert kinds["Convolution"] == "convolution" and kinds["Max Pooling"] == "pooling"  # ReLUs are fused into them
+    assert {row["exec_type"] for row in rows} == {"xnnpack"}  # every operator delegated
+    assert metrics["profile_pct_convolution"] > 50 and metrics["profile_pct_other"] < 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["resnet18", "shufflenet_v2_x1_0", "squeezenet1_1"])
+def test_executorch_int8_runs_and_reports_its_agreement_with_fp32(run_cli, tmp_path, model):
+    result = run_cli("backend=executorch", "backend.runtime.precision=int8", f"model={model}", "protocol=quick")
+    assert result.returncode == 0, result.output
+    [record] = results(tmp_path)
+    assert record["tags"]["backend.precision"] == "int8"
+    assert 0 < record["metrics"]["output_max_rel_diff"] < 0.5  # quantized: not bit-exact, not wrong
+    assert "output_top1_agreement" in record["metrics"]  # its value is about random weights: logged, not judged
+    [run_dir] = tmp_path.glob("outputs/runs/*")
+    with (run_dir / "profile_ops.csv").open() as handle:
+        types = {row["layer_type"] for row in csv.DictReader(handle)}
+    assert any(t.startswith("Convolution (NHWC, QC8)") or "QS8" in t or "QD8" in t for t in types), types
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["resnet50", "mobilenet_v2"])
+def test_executorch_profile_leaves_little_uncategorised(run_cli, tmp_path, model):
+    result = run_cli("backend=executorch", f"model={model}", "protocol=quick")
+    assert result.returncode == 0, result.output
+    [record] = results(tmp_path)
+    metrics = record["metrics"]
+    assert metrics["profile_pct_other"] < 10 and metrics["profile_pct_convolution"] > 50
+    assert 0.5 < metrics["profile_coverage"] < 1.5  # operator times add up to about the end-to-end latency
