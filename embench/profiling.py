@@ -5,7 +5,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import IO, Callable, Iterator
 
 CATEGORIES = (
     "convolution",
@@ -149,12 +149,13 @@ class Profile:
 
 
 @contextlib.contextmanager
-def native_stderr_silenced() -> Iterator[None]:
-    """Hides the profiler library's own status lines, which it writes straight to fd 2."""
+def native_stderr_silenced(into: IO | None = None) -> Iterator[None]:
+    """Sends what native libraries write straight to fd 2 (status lines, errors) to devnull or `into`."""
     saved = os.dup(2)
     try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
+        with contextlib.ExitStack() as stack:
+            target = into or stack.enter_context(open(os.devnull, "w"))
+            os.dup2(target.fileno(), 2)
             yield
     finally:
         os.dup2(saved, 2)

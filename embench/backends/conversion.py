@@ -22,7 +22,7 @@ class ConversionError(EmbenchError):
     """A runtime could not convert a network: the run fails, named, and the sweep goes on."""
 
 
-def conversion_failed(model_id: str, runtime: str, err: BaseException) -> ConversionError:
+def conversion_failed(model_id: str, runtime: str, err: BaseException, action: str = "convert") -> ConversionError:
     """One line naming the network, the runtime, the operator where a message names one, and the root cause."""
     chain = [err]
     while chain[-1].__cause__ is not None:
@@ -32,7 +32,7 @@ def conversion_failed(model_id: str, runtime: str, err: BaseException) -> Conver
     operator = f"operator {found.group(1)}::{found.group(2)}" if found else "no operator named"
     network = model_id.rsplit("-", 1)[0]
     root = chain[-1]
-    return ConversionError(f"{runtime} cannot convert {network} ({operator}): {type(root).__name__}: {texts[-1][:300]}")
+    return ConversionError(f"{runtime} cannot {action} {network} ({operator}): {type(root).__name__}: {texts[-1][:300]}")
 
 
 def cached(runtime: str, version: str, name: str, create: Callable[[Path], None],

@@ -1,7 +1,10 @@
 """ExecuTorch: torch.export -> the XNNPACK delegate -> a .pte program (cached), run by ExecuTorch's runtime."""
 
+import json
+import re
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -18,11 +21,12 @@ portable = require("executorch.extension.pybindings.portable_lib", "executorch")
 
 PRECISIONS = ("fp32", "int8")
 VERSION = metadata.version("executorch")
-_NOT_OPERATORS = ("DELEGATE_CALL", "Method::execute")  # the events that hold the operators' times
+# events that wrap operators' own ones: the delegate blob, a portable kernel's call, the whole inference
+_NOT_OPERATORS = ("DELEGATE_CALL", "OPERATOR_CALL", "Method::execute")
 
 
-def _program(model: torch.nn.Module, example: torch.Tensor, int8: bool, samples: int, seed: int) -> bytes:
-    """The model exported, INT8-quantized with the XNNPACK quantizer if asked, lowered to XNNPACK."""
+def _lowered(model: torch.nn.Module, example: torch.Tensor, int8: bool, samples: int, seed: int):
+    """The model exported, INT8-quantized with the XNNPACK quantizer if asked, lowered to XNNPACK (an edge program)."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
@@ -39,7 +43,21 @@ def _program(model: torch.nn.Module, example: torch.Tensor, int8: bool, samples:
         for batch in calibration_batches(example, samples, seed):
             observed(batch)
         exported = torch.export.export(convert_pt2e(observed), (example,))
-    return to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch().buffer
+    return to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
+
+
+def _delegation(edge) -> dict[str, str]:
+    """Tags: the graph nodes XNNPACK took, and those left to ExecuTorch's portable kernels (by op)."""
+    from executorch.devtools.backend_debug import get_delegation_info
+
+    info = get_delegation_info(edge.exported_program().graph_module)
+    left = {op.op_type: op.non_delegated for op in info.delegation_by_operator.values()
+            if op.non_delegated and op.op_type != "getitem"}  # getitem picks a delegate's output: no kernel
+    return {
+        "executorch.delegated_nodes": str(info.num_delegated_nodes),
+        "executorch.portable_nodes": str(sum(left.values())),
+        "executorch.portable_ops": ", ".join(sorted(left)) or "none",
+    }
 
 
 def _operator_times(events, iterations: int) -> list[OpTime]:
@@ -64,6 +82,7 @@ class PreparedProgram:
     path: Path
     inputs: torch.Tensor
     precision: str
+    model_id: str
     tags: dict[str, str] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     inferences_per_step: int = 1
@@ -73,7 +92,25 @@ class PreparedProgram:
         self.arguments = [self.inputs]
 
     def __call__(self) -> object:
-        return self.method.execute(self.arguments)
+        try:
+            return self.method.execute(self.arguments)
+        except RuntimeError as err:
+            raise self._failure(err) from None
+
+    def _failure(self, err: RuntimeError) -> Exception:
+        """The runtime names the failing kernel on fd 2 only: run once more with fd 2 read, and name it."""
+        with tempfile.TemporaryFile(mode="w+") as log:
+            with native_stderr_silenced(into=log):
+                try:
+                    self.method.execute(self.arguments)
+                except RuntimeError:
+                    pass
+            log.seek(0)
+            failed = re.search(r"failed .* in operator (\S+?): (0x[0-9a-f]+)", log.read())
+        if failed is None:
+            return err
+        return conversion_failed(self.model_id, "executorch", RuntimeError(
+            f"its kernel {failed.group(1)} returned error {failed.group(2)} ({err})"), action="run")
 
     @property
     def tolerance(self) -> float:
@@ -96,7 +133,9 @@ class PreparedProgram:
         with tempfile.TemporaryDirectory(prefix="embench-etdump-") as folder:
             etdump = Path(folder) / "run.etdp"
             program.write_etdump_result_to_file(str(etdump), str(Path(folder) / "debug.bin"))
-            events = Inspector(etdump_path=str(etdump)).to_dataframe()
+            with warnings.catch_warnings():  # it asks for intermediate tensors, which a profile does not record
+                warnings.filterwarnings("ignore", "Output Buffer not found")
+                events = Inspector(etdump_path=str(etdump)).to_dataframe()
         return Profile(ops=_operator_times(events, iterations), wall_ms=wall_ms)
 
 
@@ -116,11 +155,16 @@ class ExecuTorch:
 
         def lower(path: Path) -> None:
             try:
-                path.write_bytes(_program(model, example, int8, self.calibration_samples, self.calibration_seed))
+                edge = _lowered(model, example, int8, self.calibration_samples, self.calibration_seed)
+                delegation = _delegation(edge)
+                path.with_suffix(".pte").write_bytes(edge.to_executorch().buffer)
             except Exception as err:  # export, quantization or lowering: name the network and its operator
                 raise conversion_failed(model_id, "executorch", err) from None
+            path.write_text(json.dumps(delegation))
 
-        path, cache = cached("executorch", VERSION, f"{name}.pte", lower)
+        # the delegation tags key the entry: the cache writes them after the program, so they mark it complete
+        summary, cache = cached("executorch", VERSION, f"{name}.json", lower, companions=(".pte",))
+        path = summary.with_suffix(".pte")
         with native_stderr_silenced():  # the threadpool announces itself on fd 2
             portable._unsafe_reset_threadpool(device.threads)
         tags = {
@@ -129,5 +173,5 @@ class ExecuTorch:
             "executorch.delegate": "xnnpack",
             "executorch.pte_cache": cache,
             "executorch.threads": str(portable._threadpool_get_thread_count()),
-        }
-        return PreparedProgram(path, example.contiguous(), self.precision, tags, {"model.pte": path.read_bytes()})
+        } | json.loads(summary.read_text())
+        return PreparedProgram(path, example.contiguous(), self.precision, model_id, tags, {"model.pte": path.read_bytes()})
