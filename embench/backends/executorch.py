@@ -1,5 +1,7 @@
 """ExecuTorch: torch.export -> the XNNPACK delegate -> a .pte program (cached), run by ExecuTorch's runtime."""
 
+import contextlib
+import io
 import json
 import re
 import tempfile
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from embench.backends import TOLERANCE, check_calibration, check_choice, require
+from embench.backends import TOLERANCE, check_calibration, check_choice, check_flags, require
 from embench.backends.conversion import cached, calibration_batches, conversion_failed, shape_name
 from embench.platform import Device
 from embench.profiling import OpTime, Profile, native_stderr_silenced
@@ -144,10 +146,13 @@ class ExecuTorch:
 
     DEVICE_KINDS = ("cpu",)
 
-    def __init__(self, precision: str = "fp32", calibration_samples: int = 32, calibration_seed: int = 1234):
+    def __init__(self, precision: str = "fp32", calibration_samples: int = 32, calibration_seed: int = 1234,
+                 keep_program: bool = True):
         check_choice("precision", precision, PRECISIONS)
         check_calibration(calibration_samples, calibration_seed)
+        check_flags(keep_program=keep_program)
         self.precision, self.calibration_samples, self.calibration_seed = precision, calibration_samples, calibration_seed
+        self.keep_program = keep_program
 
     def prepare(self, model: torch.nn.Module, example: torch.Tensor, device: Device, model_id: str) -> PreparedProgram:
         int8 = self.precision == "int8"
@@ -165,7 +170,7 @@ class ExecuTorch:
         # the delegation tags key the entry: the cache writes them after the program, so they mark it complete
         summary, cache = cached("executorch", VERSION, f"{name}.json", lower, companions=(".pte",))
         path = summary.with_suffix(".pte")
-        with native_stderr_silenced():  # the threadpool announces itself on fd 2
+        with contextlib.redirect_stderr(io.StringIO()):  # the runtime logs its CPU probe and threadpool to sys.stderr
             portable._unsafe_reset_threadpool(device.threads)
         tags = {
             "backend.precision": self.precision,
@@ -174,4 +179,5 @@ class ExecuTorch:
             "executorch.pte_cache": cache,
             "executorch.threads": str(portable._threadpool_get_thread_count()),
         } | json.loads(summary.read_text())
-        return PreparedProgram(path, example.contiguous(), self.precision, model_id, tags, {"model.pte": path.read_bytes()})
+        files = {"model.pte": path.read_bytes()} if self.keep_program else {}
+        return PreparedProgram(path, example.contiguous(), self.precision, model_id, tags, files)

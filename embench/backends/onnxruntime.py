@@ -186,7 +186,10 @@ class OnnxRuntime:
         options.graph_optimization_level = OPTIMIZATION[self.graph_optimization]
         options.log_severity_level = 3  # errors only: no per-session warnings about unused initialisers
         inputs = example.to(device.torch_device).contiguous()
-        prepared = PreparedSession(path, options, providers, inputs, self.precision, tags)
+        try:
+            prepared = PreparedSession(path, options, providers, inputs, self.precision, tags)
+        except Exception as err:  # ORT lacks a kernel for one of the model's nodes ("NOT_IMPLEMENTED: ... node")
+            raise conversion_failed(model_id, "onnxruntime", err, action="load") from None
         tags.update({
             "backend.precision": self.precision,
             "onnxruntime.version": ort.__version__,
