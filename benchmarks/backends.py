@@ -26,7 +26,9 @@ POINTS = [
 ]
 SWEEPS = {
     "fp32": ["backend=torch,torch_compile,openvino,onnxruntime,executorch"],
-    "int8": ["backend=openvino,onnxruntime,executorch", "backend.runtime.precision=int8"],
+    # one sweep per backend: Hydra applies a group's option override only within one choice of the group
+    **{f"int8_{backend}": [f"backend={backend}", "backend.runtime.precision=int8"]
+       for backend in ("openvino", "onnxruntime", "executorch")},
 }
 COLUMNS = ["model", "batch", "backend", "precision", "median_ms", "p99_ms", "cv_pct", "inferences_per_s", "efficiency",
            "top1_agreement", "prepare_s", "host_busy", "status"]

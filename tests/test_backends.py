@@ -169,3 +169,19 @@ def test_torch_compile_tags_a_warm_cache(run_cli, tmp_path):
     records = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/runs/*/result.json"),
                                                          key=lambda p: json.loads(p.read_text())["start_time"])]
     assert [r["tags"]["torch_compile.cache"] for r in records] == ["cold", "warm"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["resnet18", "mobilenet_v2", "squeezenet1_1"])
+def test_openvino_int8_runs_quantized_layers_and_reports_its_agreement(run_cli, tmp_path, model):
+    result = run_cli("backend=openvino", "backend.runtime.precision=int8", f"model={model}", "protocol=quick")
+    assert result.returncode == 0, result.output
+    record = only_result(tmp_path)
+    tags, metrics = record["tags"], record["metrics"]
+    assert tags["backend.precision"] == "int8" and tags["openvino.int8_cache"] == "miss"
+    assert 0 < metrics["output_max_rel_diff"] < 0.5  # quantized: not bit-exact, not wrong
+    assert "output_top1_agreement" in metrics  # its value is about random weights: logged, not judged
+    [run_dir] = tmp_path.glob("outputs/runs/*")
+    with (run_dir / "profile_ops.csv").open() as handle:
+        kernels = {row["exec_type"] for row in csv.DictReader(handle) if row["category"] == "convolution"}
+    assert any("I8" in kernel.upper() for kernel in kernels), kernels  # NNCF's INT8 convolutions ran

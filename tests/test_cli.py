@@ -98,6 +98,7 @@ def test_absent_device_names_platform_need_and_host(run_cli):
     assert result.returncode == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this host has a GPU")
 def test_non_strict_platform_runs_on_what_the_host_has(run_cli, tmp_path):
     result = run_cli("platform=cuda", "platform.strict=false", "model=squeezenet1_1", *QUICK)

@@ -184,6 +184,7 @@ def _without_file_override(*command: str) -> list[str]:
             *command]
 
 
+@pytest.mark.slow
 def test_folders_that_become_unwritable_lose_no_measurement(tmp_path, mlflow_client):
     env = cli_env(tmp_path, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(

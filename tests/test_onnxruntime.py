@@ -36,6 +36,7 @@ def test_onnxruntime_runs_fp32_on_this_cpu_with_its_own_node_profile(run_cli, tm
     assert metrics["profile_pct_convolution"] > 50 and metrics["profile_pct_other"] < 10
 
 
+@pytest.mark.slow
 def test_onnxruntime_exports_once_per_model_and_shape(run_cli, tmp_path):
     cache = tmp_path / "cache"
     result = run_cli("-m", "backend=onnxruntime", "backend.runtime.graph_optimization=all,basic", *QUICK,

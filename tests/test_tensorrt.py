@@ -1,46 +1,79 @@
-"""TensorRT: one clear line on a host without a CUDA GPU; the engine, its precisions and its profiler on one."""
+"""TensorRT: one clear line on a CPU platform or without the package; on a CUDA GPU, the engine, its precisions,
+its cache and TensorRT's own per-layer profile."""
 
 import importlib.util
 import json
+import sys
 
 import pytest
 import torch
 
+from embench.backends.tensorrt import TensorRT
+from embench.errors import ConfigError
 from test_cli import assert_one_line_error
 
-QUICK = ("protocol=quick", "model=resnet18")
+RESNET18 = ("model=resnet18", "protocol=quick")
 
 
 def results(tmp_path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/**/result.json"))]
 
 
-def test_tensorrt_on_a_cpu_platform_is_refused_in_one_line(run_cli, tmp_path):
-    result = run_cli("backend=tensorrt", *QUICK)
+def test_tensorrt_on_a_cpu_platform_is_refused_before_measuring(run_cli, tmp_path):
+    result = run_cli("backend=tensorrt", "model=squeezenet1_1", "protocol=quick", CUDA_VISIBLE_DEVICES="")  # no GPU
     assert result.returncode == 2
-    if importlib.util.find_spec("tensorrt") is None:  # CI and this CPU host: the extra is not installed
-        assert_one_line_error(result, "tensorrt", 'pip install "embench[tensorrt]"')
-    else:
-        assert_one_line_error(result, "backend=tensorrt cannot run on platform=cpu", "cuda")
+    assert_one_line_error(result, "backend=tensorrt cannot run on platform=cpu", "cuda")
     assert not results(tmp_path)
 
 
-@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
-@pytest.mark.gpu
-def test_tensorrt_builds_and_runs_each_precision_with_its_layer_profile(run_cli, tmp_path, precision):
-    result = run_cli("platform=cuda", "backend=tensorrt", f"backend.runtime.precision={precision}", *QUICK)
-    assert result.returncode == 0, result.output
-    [record] = results(tmp_path)
-    tags, metrics = record["tags"], record["metrics"]
-    assert tags["backend.precision"] == precision and tags["tensorrt.engine_cache"] == "miss"
-    assert metrics["prepare_s"] > float(tags["tensorrt.build_s"]) > 0  # the engine build is part of prepare_s
-    assert metrics["profile_pct_convolution"] > 50 and metrics["profile_pct_other"] < 10
+def test_a_bad_tensorrt_option_is_named_in_one_line(run_cli, tmp_path):
+    result = run_cli("backend=tensorrt", "backend.runtime.precision=int4", "model=squeezenet1_1", "protocol=quick")
+    assert result.returncode == 2
+    assert_one_line_error(result, "backend.runtime.precision='int4' is not valid", "fp32, fp16, int8")
+    assert not results(tmp_path)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
-@pytest.mark.gpu
-def test_tensorrt_builds_one_engine_per_model_shape_and_precision(run_cli, tmp_path):
-    result = run_cli("-m", "platform=cuda", "backend=tensorrt", "backend.runtime.calibration_seed=1,2", *QUICK, EMBENCH_CACHE_DIR=str(tmp_path / "cache"))
-    assert result.returncode == 0, result.output
-    assert [r["tags"]["tensorrt.engine_cache"] for r in results(tmp_path)] == ["miss", "hit"]
+@pytest.mark.parametrize("option", [{"workspace_gib": 0}, {"workspace_gib": 2.5}, {"calibration_samples": 0}])
+def test_bad_options_are_refused_when_the_backend_is_built(option):
+    [key] = option
+    with pytest.raises(ConfigError, match=f"backend.runtime.{key}="):
+        TensorRT(**option)
+
+
+def test_a_gpu_host_without_the_package_is_told_the_extra_before_measuring(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # what `import tensorrt` meets on a host without it
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(ConfigError, match='pip install "embench\\[tensorrt\\]"'):
+        TensorRT()
+
+
+class TestOnACudaGpu:
+    pytestmark = [
+        pytest.mark.gpu,
+        pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU"),
+        pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None, reason='needs pip install "embench[tensorrt]"'),
+    ]
+
+    def test_fp32_builds_in_prepare_runs_right_and_profiles_by_layer(self, run_cli, tmp_path):
+        result = run_cli("platform=cuda", "backend=tensorrt", *RESNET18, EMBENCH_CACHE_DIR=str(tmp_path / "cache"))
+        assert result.returncode == 0, result.output
+        [record] = results(tmp_path)
+        tags, metrics = record["tags"], record["metrics"]
+        assert tags["backend.precision"] == "fp32" and tags["tensorrt.engine_cache"] == "miss" and tags["tensorrt.version"]
+        assert metrics["output_max_rel_diff"] < 1e-2
+        assert metrics["prepare_s"] > float(tags["tensorrt.build_s"]) > 0  # the engine build is part of prepare_s
+        assert metrics["profile_pct_convolution"] > 50
+
+    @pytest.mark.parametrize("precision", ["fp16", "int8"])
+    def test_fp16_and_int8_engines_run(self, run_cli, tmp_path, precision):
+        result = run_cli("platform=cuda", "backend=tensorrt", f"backend.runtime.precision={precision}", *RESNET18)
+        assert result.returncode == 0, result.output
+        [record] = results(tmp_path)
+        assert record["tags"]["backend.precision"] == precision
+
+    def test_a_sweep_builds_one_engine_per_model_shape_and_precision(self, run_cli, tmp_path):
+        # the calibration seed changes nothing at fp32: the second job finds the first one's engine
+        result = run_cli("-m", "platform=cuda", "backend=tensorrt", "backend.runtime.calibration_seed=1,2", *RESNET18,
+                         EMBENCH_CACHE_DIR=str(tmp_path / "cache"))
+        assert result.returncode == 0, result.output
+        assert [r["tags"]["tensorrt.engine_cache"] for r in results(tmp_path)] == ["miss", "hit"]

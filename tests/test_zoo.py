@@ -1,4 +1,4 @@
-"""All 26 networks of the paper's Table 1 through each converting runtime (slow): each one runs with a
+"""All 26 networks of the paper's Table 1 through each converting runtime (slow, zoo): each one runs with a
 correct output or fails with its network and reason named; the networks that cannot convert are the
 ones README lists."""
 
@@ -24,8 +24,10 @@ def test_the_zoo_is_the_papers_26_networks():
     assert len(NETWORKS) == 26
 
 
-@pytest.mark.zoo
-@pytest.mark.parametrize("backend", sorted(CANNOT_CONVERT))
+@pytest.mark.parametrize("backend", [
+    pytest.param("onnxruntime", marks=pytest.mark.slow),  # about 8 minutes here
+    pytest.param("executorch", marks=pytest.mark.zoo),  # about 28 minutes: NASNet lowers slowly; CI runs it when time allows
+])
 def test_every_network_runs_or_fails_named(run_cli, tmp_path, backend):
     result = run_cli("-m", f"model={','.join(NETWORKS)}", f"backend={backend}", "protocol=quick",
                      "protocol.profile_iterations=0", timeout=3000)
@@ -42,6 +44,7 @@ def test_every_network_runs_or_fails_named(run_cli, tmp_path, backend):
         assert records[name]["metrics"]["output_max_rel_diff"] < 1e-2, name
 
 
+@pytest.mark.slow
 def test_a_network_a_runtime_cannot_convert_fails_named_and_the_sweep_goes_on(run_cli, tmp_path):
     conf_dir = tmp_path / "my_conf"
     write_user_model(conf_dir, "svd_net", "svd_model.SvdNet")

@@ -59,11 +59,13 @@ def quantized_onnx(fp32: Path, example: torch.Tensor, samples: int, seed: int, s
             quantization.quantize_static(str(prepared), str(path), Reader(), quant_format=quantization.QuantFormat.QDQ,
                                          per_channel=True, activation_type=activations,
                                          weight_type=quantization.QuantType.QInt8,
-                                         extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True})
+                                         extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
+                                                        # TensorRT dequantizes no INT32: its biases stay float
+                                                        "QuantizeBias": not symmetric})
         finally:
             prepared.unlink(missing_ok=True)
 
-    kind = "int8sym" if symmetric else "int8"
+    kind = "int8trt" if symmetric else "int8"
     return cached("onnx", ort.__version__, f"{fp32.stem}-{kind}-c{samples}s{seed}.onnx", quantize)
 
 
