@@ -172,7 +172,8 @@ def test_torch_compile_tags_a_warm_cache(run_cli, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["resnet18", "mobilenet_v2", "squeezenet1_1"])
+# not mobilenet_v2: with random weights its logits are ~3e-9, which INT8 rounds to 0 (README, INT8)
+@pytest.mark.parametrize("model", ["resnet18", "shufflenet_v2_x1_0", "squeezenet1_1"])
 def test_openvino_int8_runs_quantized_layers_and_reports_its_agreement(run_cli, tmp_path, model):
     result = run_cli("backend=openvino", "backend.runtime.precision=int8", f"model={model}", "protocol=quick")
     assert result.returncode == 0, result.output
