@@ -73,9 +73,9 @@ def ordered(table: list[dict]) -> list[dict]:
     return sorted(table, key=lambda row: (row["model"], row["batch"], row["backend"], row["precision"]))
 
 
-def markdown(table: list[dict]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(row[c]) for c in COLUMNS) + " |" for row in table]
+def markdown(table: list[dict], columns: list[str] = COLUMNS) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in table]
     return "\n".join(lines)
 
 

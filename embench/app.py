@@ -21,6 +21,11 @@ def config_dir() -> str:
     raise FileNotFoundError(f"embench's conf/ is missing next to {package}: reinstall embench")
 
 
+def _models_label(model: str, colocate) -> str:
+    """The run folder's model part: the model, or the co-located ones joined by +."""
+    return "+".join(colocate) if colocate else model
+
+
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def _hydra_main(cfg: DictConfig):
     from embench.job import run_job  # imported here so --help and config errors stay fast
@@ -71,6 +76,7 @@ def main() -> None:
     sys.argv[1:] = credentials.strip_from_command_line(sys.argv[1:])
     # A short random name shared by every job of a sweep: folders of two sweeps never collide.
     OmegaConf.register_new_resolver("embench.uid", lambda: secrets.token_hex(3), use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("embench.models", _models_label, replace=True)
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's traceback printer
     try:
@@ -78,7 +84,7 @@ def main() -> None:
     except KeyboardInterrupt as err:
         stop = err if isinstance(err, signals.Interrupted) else signals.Interrupted()
         outcome.say_error(f"{stop.describe()}: the run in progress is recorded as killed; finished runs are kept")
-        sys.exit(stop.exit_code)
+        signals.leave(stop.exit_code)
     except EmbenchError as err:
         if wants_traceback:
             raise

@@ -30,6 +30,7 @@ class JobReport:
 def keep(cfg: DictConfig, result: RunResult, out_dir: Path) -> JobReport:
     """Writes the run's files, then logs it to MLflow; a signal waits until both are done."""
     with signals.deferred():
+        child_files = _write_children(result, out_dir, cfg)
         files = write_run_files(out_dir, result, cfg)
         code = 0 if files == out_dir else 1
         if not cfg.tracking.enabled:
@@ -40,11 +41,23 @@ def keep(cfg: DictConfig, result: RunResult, out_dir: Path) -> JobReport:
         log.info("logging %s to MLflow", result.point())
         try:
             run_id = tracker.log_result(result, files, cfg.tracking.parent_run_id)
+            for child, folder in zip(result.children, child_files):
+                tracker.log_result(child, folder, run_id)
         except TrackingError as err:
             outcome.say_error(f"{err}; the result is kept in {files} (upload it later with `embench sync {files}`)")
             return JobReport(result, max(code, err.exit_code), files)
     log.info("logged to MLflow %s, experiment %r, run %s", tracker.uri, tracker.experiment_name, run_id)
     return JobReport(result, code, files, logged=True)
+
+
+def _write_children(result: RunResult, out_dir: Path, cfg: DictConfig) -> list[Path | None]:
+    """Each nested run's files in `<run folder>/children/<n>_<what>/`, before anything reaches MLflow."""
+    return [write_run_files(out_dir / "children" / f"{number}_{_child_name(child)}", child, cfg)
+            for number, child in enumerate(result.children)]
+
+
+def _child_name(child: RunResult) -> str:
+    return f"qps{float(child.params['scenario.target_qps']):.4g}"
 
 
 def _check_single_run(cfg: DictConfig, out_dir: Path) -> JobReport | None:
@@ -75,6 +88,8 @@ def keep_measured(cfg: DictConfig, measured: Measured) -> JobReport:
         "uri": credentials.redact(absolute_uri(cfg.tracking.uri)), "experiment": cfg.tracking.experiment,
         "parent_run_id": cfg.tracking.parent_run_id, "sweep_uid": cfg.tracking.sweep_uid,
     }
+    for child in result.children:
+        child.tracking = result.tracking
     if measured.log:  # measured elsewhere: its lines join the job's log
         try:
             with (out_dir / f"{hydra_cfg.job.name}.log").open("a") as job_log:
@@ -106,9 +121,25 @@ def run_job(cfg: DictConfig) -> JobReport:
 
 def _report(result: RunResult, files: Path | None) -> None:
     m = result.metrics
+    slowdowns = {key.split(".")[1]: value for key, value in m.items() if key.startswith("colocated.") and key.endswith(".slowdown_p50")}
+    if slowdowns:
+        figure = "co-located, median query latency together / alone: " + ", ".join(
+            f"{name} {m[f'colocated.{name}.alone.query_latency_p50_ms']:.3f} -> "
+            f"{m[f'colocated.{name}.together.query_latency_p50_ms']:.3f} ms (x{ratio:.2f})" for name, ratio in slowdowns.items())
+        log.info("%s: %s; files in %s", result.point(), figure, files)
+        return
     if "latency_median_ms" in m:
         figure = f"median {m['latency_median_ms']:.3f} ms (min {m['latency_min_ms']:.3f}, p99 {m['latency_p99_ms']:.3f}, " \
                  f"CV {100 * m['latency_cv']:.1f}%)"
+        if "early_stopping_p90_ms" in m:
+            figure += f", LoadGen's early-stopping p90 {m['early_stopping_p90_ms']:.3f} ms"
+    elif "query_latency_p99_ms" in m:
+        offered = f" at {m['offered_qps']:.4g} QPS offered" if "offered_qps" in m else ""
+        figure = f"{result.params.get('scenario.name')}{offered}: query latency p50 {m['query_latency_p50_ms']:.3f} ms, " \
+                 f"p99 {m['query_latency_p99_ms']:.3f} ms, LoadGen {result.tags['loadgen.validity']}" + \
+                 ("" if result.tags["loadgen.unmet"] == "none" else f" (unmet: {result.tags['loadgen.unmet']})")
+        if "server_max_qps" in m:
+            figure += f"; highest valid QPS {m['server_max_qps']:.4g}"
     else:
         figure = f"{m['batch_time_ms']:.3f} ms per batch back to back"
     log.info("%s: %s, %.1f inferences/s; files in %s", result.point(), figure, m["throughput_ips"], files)

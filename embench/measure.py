@@ -60,7 +60,7 @@ def _warm_up(step: Callable[[], object], sync: Callable[[], None], rule: StopRul
     return count, clock() - start
 
 
-def _stop_reason(count: int, elapsed_ns: int, rule: StopRule) -> str:
+def stop_reason(count: int, elapsed_ns: int, rule: StopRule) -> str:
     if count >= rule.max_iterations:
         return "max_iterations"
     if elapsed_ns >= rule.max_duration_s * _NS:
@@ -68,6 +68,17 @@ def _stop_reason(count: int, elapsed_ns: int, rule: StopRule) -> str:
     if count >= rule.min_iterations and elapsed_ns >= rule.min_duration_s * _NS:
         return "minimums_reached"
     return ""
+
+
+def cold_start(step: Callable[[], object], sync: Callable[[], None], rule: StopRule) -> Timing:
+    """Times the first call of `step` apart, then warms up as the rule says; no timed iterations yet."""
+    clock = time.perf_counter_ns
+    start = clock()
+    step()
+    sync()
+    first_ns = clock() - start
+    warmup_count, warmup_ns = _warm_up(step, sync, rule)
+    return Timing(first_ns=first_ns, warmup_iterations=warmup_count, warmup_ns=warmup_ns)
 
 
 def time_loop(step: Callable[[], object], sync: Callable[[], None], rule: StopRule,
@@ -80,11 +91,7 @@ def time_loop(step: Callable[[], object], sync: Callable[[], None], rule: StopRu
     `meters` (energy, other processes' CPU) are entered and left around the timed loop alone.
     """
     clock = time.perf_counter_ns
-    start = clock()
-    step()
-    sync()
-    first_ns = clock() - start
-    warmup_count, warmup_ns = _warm_up(step, sync, rule)
+    started = cold_start(step, sync, rule)
 
     latencies: list[int] = []
     append = latencies.append
@@ -110,11 +117,6 @@ def time_loop(step: Callable[[], object], sync: Callable[[], None], rule: StopRu
             before = clock()
         sync()
         loop_ns = clock() - loop_start - cooled_ns
-    return Timing(
-        first_ns=first_ns,
-        warmup_iterations=warmup_count,
-        warmup_ns=warmup_ns,
-        latencies_ns=latencies,
-        loop_ns=loop_ns,
-        stop_reason=_stop_reason(len(latencies), elapsed, rule),
-    )
+    started.latencies_ns, started.loop_ns = latencies, loop_ns
+    started.stop_reason = stop_reason(len(latencies), elapsed, rule)
+    return started

@@ -50,6 +50,8 @@ def run_params(cfg: DictConfig) -> dict[str, str]:
         "batch": str(cfg.batch),
     }
     params.update(_flatten(container))
+    if cfg.get("colocate"):
+        params["model"] = "+".join(cfg.colocate)
     return params
 
 
@@ -69,6 +71,7 @@ class RunResult:
     end_time: float = 0.0
     run_uid: str = field(default_factory=lambda: uuid.uuid4().hex)
     tracking: dict[str, str | None] = field(default_factory=dict)  # experiment, parent run, sweep: for `embench sync`
+    children: list["RunResult"] = field(default_factory=list)  # runs nested under this one (a max-QPS search's probes)
 
     def finish(self, status: str, error: str = "") -> None:
         self.status, self.error, self.end_time = status, error, time.time()

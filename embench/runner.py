@@ -11,7 +11,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from embench import memory, models, platform
+from embench import memory, models, platform, scenarios
 from embench.contention import CpuContention
 from embench.energy import EnergyMeter
 from embench.errors import ConfigError, EmbenchError
@@ -19,12 +19,13 @@ from embench.host import host_tags
 from embench.measure import StopRule, Timing, time_loop
 from embench.peak import peak_gflops
 from embench.result import RunResult
+from embench.scenarios import colocation, drive, figures, search
 from embench.stats import summarize
 
 log = logging.getLogger("embench")
 
 
-def _example_input(batch: int, input_size: int, seed: int) -> torch.Tensor:
+def example_input(batch: int, input_size: int, seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(batch, 3, input_size, input_size, generator=generator)
 
@@ -41,7 +42,7 @@ TINY_OUTPUT = 1e-6  # some random-weight networks (depthwise ones) output ~1e-9:
 CHECK_ROWS = 8  # images of the batch checked against the reference: enough to catch a wrong backend
 
 
-def _check_output(prepared, cfg: DictConfig, example: torch.Tensor, result: RunResult) -> None:
+def check_output(prepared, cfg: DictConfig, example: torch.Tensor, result: RunResult) -> None:
     """The backend's output against torch eager FP32 on the CPU; a wrong one fails the run.
 
     Runs after timing and after the memory peak is read: the reference, rebuilt from the same seed
@@ -99,6 +100,10 @@ def run(cfg: DictConfig, result: RunResult) -> None:
     protocol, batch = cfg.protocol, int(cfg.batch)
     device, substituted, backend = check_point(cfg)
     _record_device(cfg, result, device, substituted)
+    if cfg.get("colocate"):
+        log.info("co-locating %s on %s (%s), each alone then together", " and ".join(cfg.colocate), cfg.platform.name, device.name)
+        colocation.run(cfg, result, device.threads)
+        return
 
     log.info("building %s", cfg.model.name)
     torch.manual_seed(int(cfg.seed))
@@ -106,7 +111,7 @@ def run(cfg: DictConfig, result: RunResult) -> None:
     start = clock()
     model = models.build_model(cfg.model)
     result.metrics.update(models.complexity(model, int(cfg.model.input_size)))
-    example = _example_input(batch, int(cfg.model.input_size), int(cfg.seed))
+    example = example_input(batch, int(cfg.model.input_size), int(cfg.seed))
     result.metrics["build_s"] = clock() - start
     with torch.inference_mode():
         log.info("preparing %s on %s (%s)", cfg.model.name, cfg.backend.name, device.name)
@@ -127,17 +132,24 @@ def run(cfg: DictConfig, result: RunResult) -> None:
         meters = (contention, energy)
         if rule.cooloff_s:  # the meters would count the idle pauses: no energy figure
             meters, energy.source = (contention,), "none: the protocol pauses between iterations"
-        timing = time_loop(prepared, device.sync, rule, meters=meters)  # its first call is the cold one
-        result.latencies_ms = [ns / 1e6 for ns in timing.latencies_ns]
+        scenario = cfg.scenario
+        if scenarios.own_loop(scenario, protocol):
+            timing = time_loop(prepared, device.sync, rule, meters=meters)  # its first call is the cold one
+            step_ms = _record_timing(result, timing, batch, prepared.inferences_per_step, protocol)
+        else:
+            if scenario.name == "server" and scenario.find_max_qps:
+                meters, energy.source = (), "none: the max-QPS search runs several LoadGen tests"
+            loaded = drive.measure(prepared, device.sync, rule, scenario, cfg.backend.name, meters)
+            timing = loaded.timing
+            step_ms = _record_load(result, loaded, scenario, batch, prepared.inferences_per_step, protocol)
         inferences = batch * prepared.inferences_per_step
-        step_ms = _record_timing(result, timing, batch, prepared.inferences_per_step, protocol)
         _record_contention(result, contention)
         _record_energy(result, energy, inferences * len(timing.latencies_ns))
         result.metrics["peak_memory_mb"] = memory.peak_rss_mb()
         if device.kind == "cuda":
             result.metrics["peak_device_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
         check_start = clock()
-        _check_output(prepared, cfg, example, result)
+        check_output(prepared, cfg, example, result)
         result.metrics["check_s"] = clock() - check_start
         _record_efficiency(result, device, specs.get("peak_fp32_gflops"))  # a peak GEMM runs after the memory peak
         if protocol.profile_iterations > 0:
@@ -196,6 +208,40 @@ def _record_contention(result: RunResult, contention: CpuContention) -> None:
         )
 
 
+def _record_phases(result: RunResult, timing: Timing) -> None:
+    metrics = result.metrics
+    metrics["first_inference_ms"] = timing.first_ns / 1e6
+    metrics["warmup_iterations"] = float(timing.warmup_iterations)
+    metrics["warmup_s"] = timing.warmup_ns / 1e9
+    metrics["measure_s"] = timing.loop_ns / 1e9
+    metrics["iterations"] = float(len(timing.latencies_ns))
+    result.tags["stop_reason"] = timing.stop_reason
+
+
+def _record_load(result: RunResult, loaded: drive.ScenarioTiming, scenario, batch: int, requests: int, protocol) -> float:
+    """A LoadGen scenario's figures; returns the time of one step (ms) that derived figures use.
+
+    Single stream keeps the latency statistics of the timed steps (one at a time, on this thread). Under the other scenarios steps queue and overlap, so their times are reported as
+    `service_time_*` and the load's figures are LoadGen's query latencies and rates.
+    """
+    if scenario.name == "single_stream":
+        step_ms = _record_timing(result, loaded.timing, batch, requests, protocol)
+        figures.record(result, loaded.chosen, scenario, batch * requests)
+        return step_ms
+    _record_phases(result, loaded.timing)
+    figures.record(result, loaded.chosen, scenario, batch * requests)
+    metrics = result.metrics
+    metrics["achieved_gflops"] = metrics["flops"] * metrics["throughput_ips"] / 1e9
+    if scenario.name == "server" and scenario.find_max_qps:
+        metrics["server_max_qps"] = search.max_valid_qps(loaded.runs)
+        metrics["search_runs"] = float(len(loaded.runs))
+        result.tags["search.stopped"] = loaded.search_stopped
+        result.children = [figures.probe_run(result, run, scenario, batch * requests) for run in loaded.runs]
+        log.info("highest valid server QPS: %.3g (p99 bound %g ms, %d LoadGen runs; stopped: %s)",
+                 metrics["server_max_qps"], scenario.latency_bound_ms, len(loaded.runs), loaded.search_stopped)
+    return metrics.get("service_time_median_ms") or 1e3 * batch * requests / metrics["throughput_ips"]
+
+
 def _record_timing(result: RunResult, timing: Timing, batch: int, requests: int, protocol) -> float:
     """Timing metrics by protocol mode; returns the time of one step (ms) that derived figures use.
 
@@ -206,11 +252,8 @@ def _record_timing(result: RunResult, timing: Timing, batch: int, requests: int,
     """
     inferences_per_step = batch * requests
     metrics, iterations, seconds = result.metrics, len(timing.latencies_ns), timing.loop_ns / 1e9
-    metrics["first_inference_ms"] = timing.first_ns / 1e6
-    metrics["warmup_iterations"] = float(timing.warmup_iterations)
-    metrics["warmup_s"] = timing.warmup_ns / 1e9
-    metrics["measure_s"] = seconds
-    metrics["iterations"] = float(iterations)
+    _record_phases(result, timing)
+    result.latencies_ms = [ns / 1e6 for ns in timing.latencies_ns]
     metrics["throughput_ips"] = inferences_per_step * iterations / seconds
     stats = summarize(timing.latencies_ns)
     if protocol.mode == "latency" and requests == 1:
@@ -222,7 +265,6 @@ def _record_timing(result: RunResult, timing: Timing, batch: int, requests: int,
         metrics["batch_time_ms"] = step_ms / requests
         metrics["enqueue_interval_cv"] = stats["latency_cv"]
     metrics["achieved_gflops"] = metrics["flops"] * inferences_per_step / (step_ms / 1e3) / 1e9
-    result.tags["stop_reason"] = timing.stop_reason
     if iterations < protocol.min_iterations:
         log.warning(
             "only %d of protocol.min_iterations=%d timed iterations fit in protocol.max_duration_s=%s",

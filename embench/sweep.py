@@ -31,7 +31,9 @@ from embench.tracking import SWEEP_UID_TAG, absolute_uri
 
 SUMMARY_FILE = "sweep_summary.csv"
 SWEEP_FILE = "sweep.json"
-_COLUMNS = ("job", "model", "platform", "backend", "batch", "median_ms", "min_ms", "p99_ms", "inferences_per_s", "status")
+_COLUMNS = ("job", "model", "platform", "backend", "batch", "scenario", "median_ms", "min_ms", "p99_ms", "query_p99_ms",
+            "inferences_per_s", "status")
+_NUMBERS = ("job", "batch", "median_ms", "min_ms", "p99_ms", "query_p99_ms", "inferences_per_s")
 _FLAGS = (("unstable", "unstable"), ("host_busy", "host busy"), ("threads_oversubscribed", "oversubscribed"))
 log = logging.getLogger("embench")
 
@@ -71,9 +73,10 @@ def summary_row(job: int, result: RunResult) -> dict:
     params, metrics = result.params, result.metrics
     return {
         "job": job, "model": params.get("model"), "platform": params.get("platform"),
-        "backend": params.get("backend"), "batch": params.get("batch"),
+        "backend": params.get("backend"), "batch": params.get("batch"), "scenario": params.get("scenario.name"),
         "median_ms": metrics.get("latency_median_ms"),
         "min_ms": metrics.get("latency_min_ms"), "p99_ms": metrics.get("latency_p99_ms"),
+        "query_p99_ms": metrics.get("query_latency_p99_ms"),  # LoadGen's: issue to completion, waiting included
         "inferences_per_s": metrics.get("throughput_ips"), "status": status_label(result), "error": result.error,
     }
 
@@ -84,7 +87,7 @@ def _print_table(rows: list[dict]) -> None:
 
     table = Table(title="embench sweep")
     for column in _COLUMNS:
-        table.add_column(column, justify="right" if column in ("job", "batch", "median_ms", "min_ms", "p99_ms", "inferences_per_s") else "left")
+        table.add_column(column, justify="right" if column in _NUMBERS else "left")
     for row in rows:
         cells = [f"{row[c]:.3f}" if isinstance(row[c], float) else ("-" if row[c] is None else str(row[c])) for c in _COLUMNS]
         table.add_row(*cells)

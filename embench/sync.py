@@ -15,7 +15,7 @@ from embench.artifacts import RESULT_FILE
 from embench.errors import ConfigError, TrackingError
 from embench.result import RunResult
 from embench.sweep import SWEEP_FILE
-from embench.tracking import SWEEP_UID_TAG, Tracker
+from embench.tracking import NESTED_IN_TAG, SWEEP_UID_TAG, Tracker
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 
@@ -42,7 +42,7 @@ def _results(paths: list[Path]) -> list[tuple[Path, RunResult]]:
         if not path.exists() or not files:
             raise ConfigError(f"{path}: no {RESULT_FILE} there; give a sweep's or a run's folder (e.g. outputs/sweeps/...)")
         found += [(file.parent, RunResult.from_json(json.loads(file.read_text()))) for file in files]
-    return found
+    return sorted(found, key=lambda entry: len(entry[0].parts))  # a run before the runs nested in its folder
 
 
 def _sweep_records(folders: list[Path]) -> dict[str, dict]:
@@ -90,8 +90,11 @@ def sync(paths: list[Path], uri: str | None, experiment: str | None) -> tuple[in
         if result.run_uid in known[target]:
             present += 1
             continue
-        uid = result.tracking.get("sweep_uid")
-        parent = _parent(tracker, uid, sweeps.get(uid, {})) if uid else None
+        uid, nested_in = result.tracking.get("sweep_uid"), result.tags.get(NESTED_IN_TAG)
+        if nested_in:  # a probe of a max-QPS search: under its search's run
+            parent = tracker.run_id_of(nested_in)
+        else:
+            parent = _parent(tracker, uid, sweeps.get(uid, {})) if uid else None
         tracker.log_result(result, folder, parent)
         known[target].add(result.run_uid)
         logged += 1

@@ -25,6 +25,7 @@ _MAX_PARAM_CHARS = 6000
 _MAX_TAG_CHARS = 8000
 HOST_TAG, PID_TAG, PID_START_TAG = "embench.host", "embench.pid", "embench.pid_started"
 RUN_UID_TAG, SWEEP_UID_TAG, POINT_KEY_TAG = "embench.run_uid", "embench.sweep_uid", "embench.point_key"
+NESTED_IN_TAG = "search.parent_run_uid"  # on a run nested in another (a search's probe): that run's run_uid
 _NOT_A_STORE = ("registered tracking store", "unsupported URI", "Invalid SQLite URL")  # bad input, not an outage
 LOGGED_TAG = "embench.logged"  # set last: a run without it was cut off while being logged
 
@@ -192,6 +193,11 @@ class Tracker:
             elif uid and run.info.status != "RUNNING":
                 self._call("delete a half-logged run", lambda: self.client.delete_run(run.info.run_id))
         return whole
+
+    def run_id_of(self, run_uid: str) -> str | None:
+        """The MLflow run id of the run embench logged with `run_uid`."""
+        runs = self.search(f"tags.`{RUN_UID_TAG}` = '{run_uid}'")
+        return runs[0].info.run_id if runs else None
 
     def find_parent(self, sweep_uid: str):
         runs = self.search(f"tags.`{SWEEP_UID_TAG}` = '{sweep_uid}'")

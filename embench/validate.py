@@ -6,6 +6,7 @@ import math
 import psutil
 from omegaconf import DictConfig, OmegaConf
 
+from embench import scenarios
 from embench.errors import ConfigError
 
 PROTOCOL_MODES = ("latency", "throughput")
@@ -16,7 +17,8 @@ MAX_SEED = 2**63 - 1
 # declare (a model or backend of their own); keys added there with `+` must be factory or runtime
 # arguments, which the factory or the backend class then checks.
 KNOWN_KEYS = {
-    "": ("batch", "seed", "resume", "tracking", "model", "platform", "backend", "protocol", "farm"),
+    "": ("batch", "seed", "resume", "tracking", "model", "platform", "backend", "protocol", "scenario", "farm", "colocate",
+         "colocate_threads"),
     "tracking": ("enabled", "uri", "experiment", "http_max_retries", "http_timeout_s", "parent_run_id", "sweep_uid"),
     "protocol": ("name", "mode", "warmup_iterations", "warmup_duration_s", "min_iterations", "min_duration_s",
                  "max_iterations", "max_duration_s", "cooloff_s", "unstable_cv", "profile_iterations"),
@@ -27,7 +29,7 @@ KNOWN_KEYS = {
     "backend": ("name", "runtime"),
     "farm": ("name", "address", "node_wait_s", "retry_lost"),
 }
-OPEN_SECTIONS = ("model.factory.", "backend.runtime.")
+OPEN_SECTIONS = ("model.factory.", "backend.runtime.", "scenario.")  # scenario keys: checked by its scenario
 MODEL_KEYS = ("name", "year", "input_size", "source", "pretrained", "factory", "accuracy", "paper")  # for hints
 
 
@@ -147,6 +149,14 @@ def _check_threads(threads) -> None:
         )
 
 
+def _model_names() -> list[str]:
+    from pathlib import Path
+
+    from embench.app import config_dir
+
+    return sorted(path.stem for path in (Path(config_dir()) / "model").glob("*.yaml"))
+
+
 def validate(cfg: DictConfig, overrides: list[str] = ()) -> None:
     """Raises ConfigError naming the first bad value and what would be valid."""
     check_added_keys(list(overrides))
@@ -162,5 +172,7 @@ def validate(cfg: DictConfig, overrides: list[str] = ()) -> None:
     _check_bool("platform.strict", cfg.platform.strict)
     _check_threads(cfg.platform.get("threads"))
     _check_protocol(cfg.protocol)
+    scenarios.check(cfg.scenario, cfg.protocol)
+    scenarios.check_colocation(cfg.get("colocate"), cfg.get("colocate_threads"), cfg.scenario, _model_names())
     _check_farm(cfg.farm)
     _check_tracking(cfg.tracking)

@@ -121,9 +121,9 @@ def _serve(conn, parent_pid: int) -> None:
         try:
             task = conn.recv()
         except (EOFError, signals.Interrupted):
-            return
+            signals.leave(0)
         if task is None:
-            return
+            signals.leave(0)
         conn.send(measure_yaml(task))
 
 

@@ -2,6 +2,8 @@
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +75,18 @@ CORPUS = [
     (["-m", "batch=1,0"], ["batch=0", "positive integer"]),
     (["-m", "model=squeezenet1_1", "platform=cpu,xavier"], ["platform=xavier", "this host lacks"]),
     (["-m", "tracking.experiment=a,b"], ["tracking.* differs between the jobs"]),
+    (["scenario=bogus"], ["Could not find 'scenario/bogus'"]),
+    (["scenario=server", "scenario.target_qps=0"], ["scenario.target_qps=0", "> 0"]),
+    (["scenario=server", "scenario.latency_bound_ms=-1"], ["scenario.latency_bound_ms=-1", "> 0"]),
+    (["scenario=server", "scenario.find_max_qps=maybe"], ["scenario.find_max_qps='maybe'", "true or false"]),
+    (["scenario=server", "protocol.cooloff_s=1"], ["scenario=server is driven by LoadGen", "without cool-off"]),
+    (["scenario=offline", "scenario.workers=0"], ["scenario.workers=0", "positive integer"]),
+    (["scenario=multi_stream", "scenario.samples_per_query=-8"], ["scenario.samples_per_query=-8", "positive integer"]),
+    (["+scenario.target_qps=5"], ["scenario.target_qps", "scenario=single_stream has no such key"]),
+    (["colocate=[resnet50]"], ["colocate=['resnet50']", "two or more different models"]),
+    (["colocate=[resnet50,nosuch]"], ["no model named 'nosuch'", "squeezenet1_1"]),
+    (["colocate=[resnet18,squeezenet1_1]", "colocate_threads=[1]"], ["colocate_threads=[1]", "one positive thread count"]),
+    (["colocate_threads=[1,1]"], ["colocate_threads=[1, 1] needs colocate"]),
     (["farm=nope"], ["Could not find 'farm/nope'"]),
     (["farm=ray"], ["farm=ray sends a sweep's jobs", "add -m"]),
     (["-m", "farm=ray", "farm.node_wait_s=-1"], ["farm.node_wait_s=-1", ">= 0"]),
@@ -102,9 +116,24 @@ def assert_refused(proc: subprocess.CompletedProcess, needles: list[str], prefix
         assert needle in errors[0], errors[0]
 
 
+CONCURRENT_COMMANDS = 4  # the corpus's commands spend their time starting Python: several at once on 2 cores
+
+
+@pytest.fixture(scope="module")
+def corpus_answers(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
+    """Every CORPUS command run once, a few at a time, each in a folder of its own: (folder, process)."""
+    def refuse(args: list[str]) -> tuple[Path, subprocess.CompletedProcess]:
+        folder = tmp_path_factory.mktemp("bad_input")
+        return folder, subprocess.run([sys.executable, "-m", "embench", *args, "protocol=quick"], cwd=folder,
+                                      env=cli_env(folder), capture_output=True, text=True, timeout=300)
+
+    with ThreadPoolExecutor(CONCURRENT_COMMANDS) as pool:
+        return dict(zip((" ".join(args) for args, _ in CORPUS), pool.map(refuse, (args for args, _ in CORPUS))))
+
+
 @pytest.mark.parametrize("args, needles", CORPUS, ids=[" ".join(args) for args, _ in CORPUS])
-def test_bad_input_is_refused_in_one_line_before_anything_runs(tmp_path, args, needles):
-    proc = subprocess.run([sys.executable, "-m", "embench", *args, "protocol=quick"], cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=300)
+def test_bad_input_is_refused_in_one_line_before_anything_runs(corpus_answers, args, needles):
+    tmp_path, proc = corpus_answers[" ".join(args)]
     assert_refused(proc, needles)
     assert not list(tmp_path.glob("outputs/**/result.json"))  # nothing measured
     store = tmp_path / "mlflow.db"

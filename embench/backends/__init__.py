@@ -40,6 +40,9 @@ class Prepared(Protocol):
     def profile(self, iterations: int) -> Profile:
         """Per-op self times from the runtime's own profiler, in a pass apart from the timed loop."""
 
+    # Optional: `replica() -> Callable | None`, a step another thread may run at the same time as this
+    # one (its own request or binding on the same loaded model); scenario.workers > 1 needs it.
+
 
 @runtime_checkable
 class Backend(Protocol):

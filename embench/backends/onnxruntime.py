@@ -87,15 +87,23 @@ class PreparedSession:
 
     def _bound(self, options) -> tuple:
         session = ort.InferenceSession(str(self.model_path), options, providers=self.providers)
+        return session, self._binding(session)
+
+    def _binding(self, session):
         binding = session.io_binding()
         on_gpu = self.inputs.is_cuda
         binding.bind_input(session.get_inputs()[0].name, "cuda" if on_gpu else "cpu", self.inputs.device.index or 0,
                            np.float32, list(self.inputs.shape), self.inputs.data_ptr())
         binding.bind_output(session.get_outputs()[0].name, "cuda" if on_gpu else "cpu")
-        return session, binding
+        return binding
 
     def __call__(self) -> None:
         self.session.run_with_iobinding(self.binding)
+
+    def replica(self):
+        """A step for another worker thread: its own IO binding on the same (thread-safe) session."""
+        session, binding = self.session, self._binding(self.session)
+        return lambda: session.run_with_iobinding(binding)
 
     @property
     def tolerance(self) -> float:

@@ -86,6 +86,10 @@ class PreparedOpenVINO:
             self.queue.start_async()
         self.queue.wait_all()
 
+    def replica(self):
+        """A step for another worker thread: its own infer request on the same compiled model."""
+        return self._request(self.compiled).infer if self.queue is None else None
+
     @property
     def tolerance(self) -> float:
         return TOLERANCE[PRECISIONS[self.tags["backend.precision"]]]
@@ -120,7 +124,7 @@ class OpenVINO:
     DEVICE_KINDS = ("cpu", "openvino")
 
     def __init__(self, hint: str = "latency", precision: str = "f32", streams: int | None = None, requests: int | None = None,
-                 calibration_samples: int = 32, calibration_seed: int = 1234):
+                 calibration_samples: int = 32, calibration_seed: int = 1234, cpu_pinning: bool | None = None):
         if hint not in HINTS:
             raise ConfigError(f"backend.runtime.hint={hint!r} is not valid; valid: {', '.join(HINTS)}")
         if precision not in PRECISIONS:
@@ -129,10 +133,13 @@ class OpenVINO:
                      "null (OpenVINO's optimal number for the hint) or a whole number from 1 to 1024")
         check_option("streams", streams, streams is None or is_count(streams), "null (what the hint chooses) or 1 to 1024")
         check_calibration(calibration_samples, calibration_seed)
+        check_option("cpu_pinning", cpu_pinning, cpu_pinning in (None, True, False),
+                     "null (OpenVINO's default), true or false")
         if precision == "int8":
             require("nncf", "int8")  # before anything is measured
         self.hint, self.precision, self.streams, self.requests = hint, precision, streams, requests
         self.calibration_samples, self.calibration_seed = calibration_samples, calibration_seed
+        self.cpu_pinning = cpu_pinning
 
     def prepare(self, model: torch.nn.Module, example: torch.Tensor, device: Device, model_id: str) -> PreparedOpenVINO:
         converted, cache = _converted(model, example, model_id)
@@ -147,6 +154,8 @@ class OpenVINO:
         }
         if self.streams is not None:
             config["NUM_STREAMS"] = self.streams
+        if self.cpu_pinning is not None and device.openvino_device == "CPU":
+            config["ENABLE_CPU_PINNING"] = self.cpu_pinning
         core = ov.Core()
         compiled = core.compile_model(converted, device.openvino_device, config)
         requests = self.requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
@@ -159,5 +168,7 @@ class OpenVINO:
             "openvino.threads": str(compiled.get_property("INFERENCE_NUM_THREADS")),
             "openvino.requests": str(requests),
         }
+        if device.openvino_device == "CPU":
+            tags["openvino.cpu_pinning"] = str(compiled.get_property("ENABLE_CPU_PINNING")).lower()
         inputs = np.ascontiguousarray(example.numpy())
         return PreparedOpenVINO(core, converted, compiled, config, inputs, device, requests, tags)

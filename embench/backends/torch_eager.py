@@ -23,9 +23,14 @@ class PreparedTorch:
     tags: dict[str, str] = field(default_factory=dict)
     inferences_per_step: int = 1
     files: dict[str, bytes] = field(default_factory=dict)
+    concurrent: bool = False  # whether several threads may run the step at once
 
     def __call__(self) -> object:
         return self.step()
+
+    def replica(self) -> Callable[[], object] | None:
+        """A step for another worker thread: the same module (torch's CPU ops release the GIL)."""
+        return self.step if self.concurrent else None
 
     @property
     def tolerance(self) -> float:
@@ -94,4 +99,4 @@ class TorchEager:
             if device.kind != "cuda":
                 raise ConfigError(f"backend.runtime.cuda_graphs=true needs a CUDA platform, not a {device.kind} one")
             return PreparedTorch(_cuda_graph(model, inputs), device, self.dtype, self._tags(device))
-        return PreparedTorch(lambda: model(inputs), device, self.dtype, self._tags(device))
+        return PreparedTorch(lambda: model(inputs), device, self.dtype, self._tags(device), concurrent=device.kind == "cpu")

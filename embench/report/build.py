@@ -49,6 +49,12 @@ def _tables(sel: Selection, fig3, fig4) -> dict[str, Table]:
               "unstable, or ran on a busy host; none is dropped silently. Failed runs are not in the figures",
               tables.flagged_runs(sel), level=2),
     ]
+    colocation = tables.colocation(sel)
+    if not colocation.empty:
+        made.append(Table("colocation", "Co-located networks: query latency alone and together",
+                          "Per co-location run (networks run at once on one platform, each on its share of the "
+                          "threads, then each alone) and network: LoadGen's median (p50) and p99 query latency alone "
+                          "and together, and the slowdown, together ÷ alone", colocation, level=2))
     return {t.name: t for t in made}
 
 
@@ -56,9 +62,11 @@ def build(sel: Selection, out_dir: Path) -> Path:
     """Writes the folder; returns the path of report.html."""
     out_dir.mkdir(parents=True, exist_ok=True)
     fig1, fig2, fig3, fig4, fig5 = figures.all_figures(sel)
+    fig6 = figures.latency_vs_load(sel)  # None without server-scenario runs
     made = _tables(sel, fig3, fig4)  # before saving: saving closes the matplotlib figures, not the data
-    for figure in (fig1, fig2, fig3, fig4, fig5):
-        figure.save(out_dir)
+    for figure in (fig1, fig2, fig3, fig4, fig5, fig6):
+        if figure is not None:
+            figure.save(out_dir)
     for table in made.values():
         table.save(out_dir)
     points = sel.points
@@ -66,7 +74,7 @@ def build(sel: Selection, out_dir: Path) -> Path:
     sel.runs.to_csv(out_dir / "runs.csv", index=False)
     blocks = [made["platforms"], made["table1_models"], fig1, fig2, made["best_batch"], made["max_batch"], fig3,
               made["pareto_front"], made["speedup_summary"], made["speedups"], fig4, made["profile_coverage"], fig5,
-              made["failed_unstable_runs"]]
+              fig6, made.get("colocation"), made["failed_unstable_runs"]]
     path = out_dir / REPORT_FILE
-    path.write_text(render(sel, blocks, out_dir), encoding="utf-8")
+    path.write_text(render(sel, [b for b in blocks if b is not None], out_dir), encoding="utf-8")
     return path

@@ -15,15 +15,18 @@ figures embedded) plus every figure as PNG, SVG and CSV and every table as CSV: 
 FLOPs (the paper's Figure 1), throughput against batch size (Figure 2), accuracy against
 inferences/s with the Pareto front (Figure 3), time per layer category (Figure 4), achieved GFLOP/s,
 Table 1 from the measurements, speed-ups between platforms/backends, best and largest batches,
-and every failed or unstable run. The folder is then logged to MLflow: under report/ of the
-sweep's parent run when all selected runs come from one sweep, else of a new run `report <time>`
-tagged embench.report=true (later reports skip such runs)."""
+and every failed or unstable run; with server-scenario runs, p99 query latency against offered load
+(Figure 6), and with co-location runs, each network's latency alone and together. The folder is
+then logged to MLflow: under report/ of the sweep's parent run when all selected runs come from
+one sweep, else of a new run `report <time>` tagged embench.report=true (later reports skip such
+runs)."""
 EPILOG = """\
 filters take comma lists and repeat (--model resnet18,vgg16 --model alexnet); different filters
 combine with AND. Several successful runs of one point (label, model, batch) are folded: the latest
 one, or the median of each metric; the report says which and how many. A label is platform/backend
-plus every setting (run param under platform., backend., protocol., or seed) that differs between
-its runs, e.g. `cpu/openvino precision=bf16`, so different configurations are never folded together.
+plus every setting (run param under platform., backend., protocol., scenario., or seed) that differs
+between its runs, e.g. `cpu/openvino precision=bf16`, so different configurations are never folded
+together.
 
 examples:
   python -m embench.report --experiment embench --output report

@@ -1,4 +1,5 @@
-"""The paper's Figures 1-4 (plus achieved GFLOP/s) from the points: each a matplotlib figure and its data."""
+"""The paper's Figures 1-4 (plus achieved GFLOP/s, and latency against load for server-scenario runs) from the
+points: each a matplotlib figure and its data."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -329,6 +330,64 @@ def achieved_gflops(sel: Selection) -> Figure:
                "peak (a large matrix product) can sit below what fast convolution algorithms such as Winograd "
                "appear to achieve." + _per_point(sel))
     return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch"]))
+
+
+def server_runs(sel: Selection) -> pd.DataFrame:
+    """Every successful server-scenario run at one offered rate: a max-QPS search's probes, not the search's own
+    run (it repeats one probe's figures)."""
+    runs = sel.runs
+    searched = runs["run_id"].isin(runs["parent_run_id"])
+    server = runs[runs["status"].eq("ok") & runs["scenario"].eq("server") & ~searched]
+    data = server.reindex(columns=["load_label", "model", "batch", "offered_qps", "query_latency_p50_ms",
+                                   "query_latency_p90_ms", "query_latency_p99_ms", "latency_bound_ms", "loadgen_valid",
+                                   "over_bound_share", "samples_per_s", "run_id", "parent_run_id"])
+    data = data.rename(columns={"load_label": "label"}).dropna(subset=["offered_qps", "query_latency_p99_ms"])
+    return data.assign(valid=data["loadgen_valid"].eq(1.0))
+
+
+def latency_vs_load(sel: Selection) -> Figure | None:
+    """Figure 6: p99 query latency against the offered rate of the server scenario, the bound drawn; None without
+    server runs."""
+    data = server_runs(sel)
+    if data.empty:
+        return None
+    name, title = "fig6_latency_vs_load", "Figure 6: p99 query latency against offered load (server scenario)"
+    (models, styles), labels = _styled(sel, data["model"]), sorted(data["label"].unique())
+    several_batches = data["batch"].nunique() > 1
+    fig, axes = _panels(labels)
+    for ax, label in zip(axes, labels):
+        panel = data[data["label"] == label]
+        for (model, batch), line in panel.groupby(["model", "batch"]):
+            line, style = line.sort_values("offered_qps"), styles[model]
+            x, y = line["offered_qps"], line["query_latency_p99_ms"]
+            ax.plot(x, y, lw=1, color=style["color"])
+            ax.scatter(x[line["valid"]], y[line["valid"]], marker=style["marker"], color=style["color"], zorder=3)
+            ax.scatter(x[~line["valid"]], y[~line["valid"]], marker=style["marker"], facecolors="none",
+                       edgecolors=style["color"], zorder=3)
+            if several_batches:
+                ax.annotate(f"batch {batch}", (x.iloc[-1], y.iloc[-1]), xytext=(4, 0), textcoords="offset points",
+                            fontsize=7)
+        for bound in panel["latency_bound_ms"].dropna().unique():
+            ax.axhline(bound, ls="--", color="black", lw=1)
+            ax.annotate(f"bound {bound:g} ms", (0.02, bound), xycoords=("axes fraction", "data"), xytext=(0, 3),
+                        textcoords="offset points", fontsize=7)
+        ax.set_xlim(left=0)
+        _log(ax, "y")
+        ax.set_xlabel("offered queries per second (Poisson)")
+        ax.set_ylabel("p99 query latency (ms)")
+    validity = [Line2D([], [], ls="", marker="o", color="grey", label="LoadGen VALID"),
+                Line2D([], [], ls="", marker="o", markerfacecolor="none", markeredgecolor="grey", label="INVALID"),
+                Line2D([], [], ls="--", color="black", lw=1, label="latency bound")]
+    _model_legend(fig, styles, models, validity)
+    caption = ("The 99th percentile of LoadGen's query latency (from a query's scheduled arrival to its completion, "
+               "so queueing included) against the Poisson arrival rate LoadGen offered, for every successful "
+               "server-scenario run: each probe of a max-QPS search is a run of its own (the search's own run, which "
+               "repeats one probe, is left out), and runs are not folded. One panel per platform/backend and the "
+               "settings that differ, besides the rate; one line per model (and batch). Filled markers: LoadGen "
+               "VALID; hollow: INVALID (p99 over the dashed latency bound, or too few queries). Where a line turns "
+               "up, queries queue: the last filled point before it is the highest rate the device serves within "
+               "the bound.")
+    return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch", "offered_qps"]))
 
 
 FIGURES = (runtime_vs_flops, throughput_vs_batch, accuracy_vs_speed, layer_time, achieved_gflops)

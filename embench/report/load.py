@@ -17,11 +17,13 @@ CATEGORY_ORDER = (
     "convolution", "batch_norm", "activation", "pooling", "fully_connected", "elementwise", "concat_reshape", "other",
 )
 # run params that set up a measurement: runs that differ in one are different points (see _labels)...
-SETTINGS = ("platform.", "backend.", "protocol.", "seed")
+SETTINGS = ("platform.", "backend.", "protocol.", "scenario.", "seed")
 # ...but not these: names the label has already, the platform's descriptive specs, and settings that change
 # no measurement (strict only allows a fallback, which the label names; unstable_cv only sets a tag)
-NOT_SETTINGS = ("platform.name", "backend.name", "protocol.name", "platform.specs.", "platform.strict",
-                "protocol.unstable_cv")
+NOT_SETTINGS = ("platform.name", "backend.name", "protocol.name", "scenario.name", "platform.specs.",
+                "platform.strict", "protocol.unstable_cv")
+# the server scenario's settings that choose the offered rate: runs that differ only in these lie on one load curve
+LOAD_AXIS = ("scenario.target_qps", "scenario.find_max_qps", "scenario.search_runs")
 MISSING = "?"  # a setting's value in a run that did not log it (an older run)
 _MLFLOW_STATUS = {"FINISHED": "ok", "FAILED": "failed", "KILLED": "killed", "RUNNING": "running", "SCHEDULED": "running"}
 
@@ -32,6 +34,7 @@ _FIELDS = {
     "backend": ["params.backend"],
     "protocol": ["params.protocol"],
     "protocol_mode": ["params.protocol.mode"],
+    "scenario": ["params.scenario.name"],
     "batch": ["params.batch"],
     "year": ["params.model.year"],
     "input_size": ["params.model.input_size"],
@@ -105,7 +108,8 @@ class Selection:
     uri: str
     experiment: str
     experiment_id: str
-    runs: pd.DataFrame  # every selected data run, failed ones included, one row per MLflow run
+    runs: pd.DataFrame  # every selected data run, failed ones included, one row per MLflow run; load_label is
+    # its label less LOAD_AXIS (one server-scenario load curve)
     points: pd.DataFrame  # the successful runs, one row per (label, model, batch)
     parents: pd.DataFrame  # the sweep parent runs the selected runs belong to
     metrics: list[str]  # the metric columns of runs and points
@@ -210,7 +214,8 @@ def tidy(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     metrics = raw.reindex(columns=[f"metrics.{m}" for m in metric_names]).set_axis(metric_names, axis=1)
     metrics = metrics.drop(columns=[m for m in metric_names if m in runs])  # peak_gflops is read above
     metrics["time_per_call_ms"] = time_per_call(runs, metrics)
-    runs = pd.concat([runs.drop(columns="tag_status"), metrics], axis=1)
+    colocated = raw.filter(regex=r"^tags\.colocated\.").rename(columns=lambda c: c[len("tags."):])  # threads per network
+    runs = pd.concat([runs.drop(columns="tag_status"), metrics, colocated], axis=1)
     return runs, list(metrics.columns)
 
 
@@ -237,26 +242,28 @@ def time_statistic(points: pd.DataFrame) -> tuple[str, str]:
 def settings(raw: pd.DataFrame) -> pd.DataFrame:
     """The runs' measurement settings (params under SETTINGS, less NOT_SETTINGS) as text; MISSING where unlogged."""
     keys = [c[len("params."):] for c in raw.columns if c.startswith("params.")]
-    keys = [k for k in keys if k.startswith(SETTINGS) and not k.startswith(NOT_SETTINGS)]
+    keys = sorted(k for k in keys if k.startswith(SETTINGS) and not k.startswith(NOT_SETTINGS))  # labels in one order
     return pd.DataFrame({k: raw[f"params.{k}"].fillna(MISSING).astype(str) for k in keys}, index=raw.index)
 
 
-def _labels(runs: pd.DataFrame, raw: pd.DataFrame) -> pd.Series:
+def _labels(runs: pd.DataFrame, raw: pd.DataFrame, ignore: tuple[str, ...] = ()) -> pd.Series:
     """platform/backend, told apart further only where the selection needs it.
 
-    A platform that fell back to another device says so; with several protocols the protocol is
-    added; a platform name that several devices share (e.g. `cpu` on two hosts) gets the device.
-    Then every setting that differs between runs of one such label is added, e.g. `precision=bf16`
-    (named in full, `protocol.mode=...`, where two settings share a last name).
+    A platform that fell back to another device says so; with several protocols (or scenarios) the
+    protocol (scenario) is added; a platform name that several devices share (e.g. `cpu` on two hosts)
+    gets the device. Then every setting but `ignore` that differs between runs of one such label is
+    added, e.g. `precision=bf16` (named in full, `protocol.mode=...`, where two settings share a last name).
     """
     label = runs["platform"].astype(str) + "/" + runs["backend"].astype(str)
     fell_back = runs["device_fallback"].notna()
     label = label.where(~fell_back, label + " (ran on " + runs["device_type"].astype(str) + ")")
     if runs["protocol"].nunique() > 1:
         label = label + " · " + runs["protocol"].astype(str)
+    if runs["scenario"].nunique() > 1:
+        label = label + " · " + runs["scenario"].fillna(MISSING).astype(str)
     devices = runs.groupby("platform")["device_name"].transform("nunique")
     label = label.where(devices <= 1, label + " @ " + runs["device_name"].astype(str))
-    values = settings(raw.loc[runs.index])
+    values = settings(raw.loc[runs.index]).drop(columns=list(ignore), errors="ignore")
     differ = {}  # per label, the settings that differ between its runs
     for base, group in values.groupby(label):
         differ[base] = [k for k in group if group[k].nunique() > 1]
@@ -329,7 +336,8 @@ def load(uri: str, experiment_name: str, filters: Filters, how: str = "latest") 
     if selected.empty:
         raise ReportError(f"no run of {where} matches the filters ({filters.describe()}); "
                           f"it has {_available(data)}", 2)
-    selected = selected.assign(label=_labels(selected, raw)).sort_values("start_time").reset_index(drop=True)
+    selected = selected.assign(label=_labels(selected, raw), load_label=_labels(selected, raw, LOAD_AXIS))
+    selected = selected.sort_values("start_time").reset_index(drop=True)
     points, folded = aggregate(selected, metrics, how)
     parents = parents_all[parents_all["run_id"].isin(selected["parent_run_id"].dropna())].reset_index(drop=True)
     return Selection(uri=uri, experiment=experiment_name, experiment_id=experiment.experiment_id, runs=selected,

@@ -1,4 +1,5 @@
-"""The report's tables: Table 1, platforms, best and largest batches, speed-ups, Pareto fronts, failures."""
+"""The report's tables: Table 1, platforms, best and largest batches, speed-ups, Pareto fronts, co-location,
+failures."""
 
 from itertools import combinations
 
@@ -8,6 +9,12 @@ from scipy.stats import gmean
 from embench.report.load import Selection
 
 ERROR_CHARS = 160
+# co-location table column <- colocated.NAME.<key> (the threads tag, then metrics)
+COLOCATED = {"threads": "threads",
+             "p50 alone (ms)": "alone.query_latency_p50_ms", "p50 together (ms)": "together.query_latency_p50_ms",
+             "slowdown p50": "slowdown_p50",
+             "p99 alone (ms)": "alone.query_latency_p99_ms", "p99 together (ms)": "together.query_latency_p99_ms",
+             "slowdown p99": "slowdown_p99"}
 
 
 def pareto_front(points: pd.DataFrame, speed: str, accuracy: str) -> pd.Series:
@@ -164,6 +171,23 @@ def pareto_members(fig3_data: pd.DataFrame) -> pd.DataFrame:
     front = fig3_data[fig3_data["pareto"]].sort_values(["label", "throughput_ips"], ascending=[True, False])
     return (front.groupby("label")["model"].apply(lambda models: ", ".join(models))
             .rename("Pareto front (fastest first)").reset_index())
+
+
+def colocation(sel: Selection) -> pd.DataFrame:
+    """Per co-location run and network: query latency alone and together, and the slowdown (together ÷ alone)."""
+    runs = sel.runs[sel.runs["status"].eq("ok")]
+    names = sorted({c.split(".")[1] for c in runs if c.startswith("colocated.") and c.endswith(".slowdown_p50")})
+    frames = []
+    for name in names:
+        mine = runs.dropna(subset=[f"colocated.{name}.slowdown_p50"])
+        values = mine.reindex(columns=[f"colocated.{name}.{key}" for key in COLOCATED.values()])
+        values = values.set_axis(list(COLOCATED), axis=1)
+        values["threads"] = pd.to_numeric(values["threads"], errors="coerce").astype("Int64")
+        front = pd.DataFrame({"label": mine["label"], "networks": mine["model"], "model": name})
+        frames.append(front.join(values).assign(run_id=mine["run_id"]))
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames).sort_index(kind="stable").reset_index(drop=True)  # run by run, networks by name
 
 
 def flagged_runs(sel: Selection) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""A user's own backend whose every step takes a known 20 ms: an independent truth for timing figures."""
+"""A user's own backend whose every step takes a known time (20 ms unless `step_ms` says): an
+independent truth for timing figures. Several workers may run it at once (`replica`)."""
 
 import time
 
@@ -7,10 +8,29 @@ import torch
 from embench.backends.torch_eager import PreparedTorch, TorchEager
 
 STEP_S = 0.020
+_SPIN_S = 0.0003  # the last 0.3 ms are spun, not slept, so a step lasts its time to a few µs
+
+
+def hold(seconds: float) -> None:
+    """Waits `seconds` precisely, sleeping (GIL released) all but the last fraction of a millisecond."""
+    end = time.perf_counter() + seconds
+    if seconds > _SPIN_S:
+        time.sleep(seconds - _SPIN_S)
+    while time.perf_counter() < end:
+        pass
+
+
+class PreparedFixed(PreparedTorch):
+    def replica(self):
+        return self.step
 
 
 class FixedStep(TorchEager):
-    """Returns the model's output, computed once, after sleeping STEP_S on every call."""
+    """Returns the model's output, computed once, after waiting `step_ms` on every call."""
+
+    def __init__(self, step_ms: float = 1e3 * STEP_S, **options):
+        super().__init__(**options)
+        self.step_s = step_ms / 1e3
 
     def prepare(self, model, example, device, model_id):
         model, inputs = self._place(model, example, device)
@@ -18,7 +38,7 @@ class FixedStep(TorchEager):
             output = model(inputs)
 
         def step():
-            time.sleep(STEP_S)
+            hold(self.step_s)
             return output
 
-        return PreparedTorch(step, device, self.dtype, self._tags(device))
+        return PreparedFixed(step, device, self.dtype, self._tags(device))

@@ -1,0 +1,147 @@
+"""MLPerf's load scenarios through LoadGen: a backend of known service time, real networks, co-location."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow import MlflowClient
+
+from conftest import REPO, cli_env, runs_of
+from test_faults import Cli, assert_nothing_lost
+
+SERVICE_MS = 5.0  # the synthetic backend's step: LoadGen's figures (which add a ~0.15 ms hand-off) are checked against it
+PLUGINS = f"{REPO}:{REPO / 'tests' / 'plugins'}"
+SHORT = ("protocol.min_duration_s=1.5", "protocol.warmup_duration_s=0.2", "protocol.profile_iterations=0")
+
+
+def _records(tmp_path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/**/result.json"))]
+
+
+def _fixed_step(run_cli, tmp_path, *args, sweep: bool = False, step_ms: float = SERVICE_MS):
+    """Runs embench (a sweep with -m when `sweep`) on a backend whose every step takes `step_ms`."""
+    conf = tmp_path / "my_conf" / "backend"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "fixed_step.yaml").write_text(
+        f"name: fixed_step\nruntime:\n  _target_: fixed_step_backend.FixedStep\n  step_ms: {step_ms}\n")
+    result = run_cli(*(["-m"] if sweep else []), "--config-dir", str(tmp_path / "my_conf"), "backend=fixed_step", "model=squeezenet1_1",
+                     *SHORT, *args, PYTHONPATH=PLUGINS)
+    assert result.returncode == 0, result.output
+    return result
+
+
+def test_single_stream_p90_is_the_known_service_time(run_cli, tmp_path):
+    """10 ms steps: LoadGen's p90 counts the step and a hand-off of about 0.15 ms, within 5 % of 10 ms."""
+    _fixed_step(run_cli, tmp_path, step_ms=10.0)
+    [record] = _records(tmp_path)
+    metrics, tags = record["metrics"], record["tags"]
+    assert record["params"]["scenario.name"] == "single_stream"
+    assert tags["loadgen.validity"] == "VALID", tags
+    assert metrics["early_stopping_p90_ms"] == pytest.approx(10.0, rel=0.05)
+    assert metrics["query_latency_p90_ms"] == pytest.approx(10.0, rel=0.05)
+    assert metrics["latency_median_ms"] == pytest.approx(10.0, rel=0.02)  # today's statistics stay
+    assert metrics["query_count"] == metrics["iterations"] >= 64
+    summary = next(tmp_path.glob("outputs/runs/*/mlperf_log_summary.txt")).read_text()
+    assert "Scenario : SingleStream" in summary and "Result is : VALID" in summary
+
+
+def test_server_is_valid_under_capacity_and_invalid_at_twice_it(run_cli, tmp_path):
+    """One worker serves 1 / SERVICE_MS = 200 queries/s: at 100 the p99 stays under 40 ms, at 400 the queue grows."""
+    _fixed_step(run_cli, tmp_path, "scenario=server", "scenario.latency_bound_ms=40", "scenario.target_qps=100,400",
+                sweep=True)
+    by_rate = {record["metrics"]["offered_qps"]: record for record in _records(tmp_path)}
+    under, over = by_rate[100.0], by_rate[400.0]
+    assert under["tags"]["loadgen.validity"] == "VALID" and under["metrics"]["over_bound_share"] == 0
+    assert under["metrics"]["query_latency_p50_ms"] < 2 * SERVICE_MS
+    assert over["tags"]["loadgen.validity"] == "INVALID" and "latency_bound" in over["tags"]["loadgen.unmet"]
+    assert over["metrics"]["query_latency_p99_ms"] > 40 and over["metrics"]["over_bound_share"] > 0.5
+    assert over["metrics"]["samples_per_s"] == pytest.approx(1e3 / SERVICE_MS, rel=0.1)  # served at capacity
+
+
+@pytest.mark.slow  # eight LoadGen runs
+def test_max_qps_search_finds_one_workers_capacity(run_cli, tmp_path, mlflow_client):
+    _fixed_step(run_cli, tmp_path, "scenario=server", "scenario.find_max_qps=true", "scenario.latency_bound_ms=125",
+                "protocol.min_duration_s=1")
+    [record] = [r for r in _records(tmp_path) if "server_max_qps" in r["metrics"]]
+    assert record["metrics"]["server_max_qps"] == pytest.approx(1e3 / SERVICE_MS, rel=0.15)
+    runs = runs_of(mlflow_client)
+    [parent] = [r for r in runs if "server_max_qps" in r.data.metrics]
+    probes = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(probes) == record["metrics"]["search_runs"] >= 3
+    validity = {r.data.tags["loadgen.validity"] for r in probes}
+    assert validity == {"VALID", "INVALID"}
+    assert max(r.data.metrics["offered_qps"] for r in probes if r.data.tags["loadgen.validity"] == "VALID") == \
+        record["metrics"]["server_max_qps"]
+    assert len(list(tmp_path.glob("outputs/runs/*/children/*/mlperf_log_detail.txt"))) == len(probes)
+    # the folder alone rebuilds the same tree in another store: probes nested under their search's run
+    other = tmp_path / "other.db"
+    synced = subprocess.run([sys.executable, "-m", "embench", "sync", str(next(tmp_path.glob("outputs/runs/*"))),
+                             "--tracking-uri", f"sqlite:///{other}"], cwd=tmp_path, env=cli_env(tmp_path),
+                            capture_output=True, text=True, timeout=300)
+    assert synced.returncode == 0 and f"{len(probes) + 1} run(s) logged" in synced.stdout, synced.stdout + synced.stderr
+    copied = runs_of(MlflowClient(tracking_uri=f"sqlite:///{other}"))
+    [search_run] = [r for r in copied if "server_max_qps" in r.data.metrics]
+    assert sorted(r.data.tags.get("mlflow.parentRunId") for r in copied if r is not search_run) == \
+        [search_run.info.run_id] * len(probes)
+
+
+def test_a_real_network_under_every_scenario_is_logged_with_its_loadgen_logs(run_cli, tmp_path, mlflow_client):
+    result = run_cli("-m", "model=squeezenet1_1", "protocol=quick", "scenario=single_stream,multi_stream,server,offline")
+    assert result.returncode == 0, result.output
+    runs = [r for r in runs_of(mlflow_client) if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(r.data.params["scenario.name"] for r in runs) == ["multi_stream", "offline", "server", "single_stream"]
+    for run in runs:
+        assert run.info.status == "FINISHED", run.data.tags.get("error")
+        metrics = run.data.metrics
+        assert 0 < metrics["query_latency_p50_ms"] <= metrics["query_latency_p99_ms"]
+        assert metrics["throughput_ips"] > 0 and run.data.tags["loadgen.validity"] in ("VALID", "INVALID")
+        artifacts = {a.path for a in mlflow_client.list_artifacts(run.info.run_id)}
+        assert {"mlperf_log_summary.txt", "mlperf_log_detail.txt"} <= artifacts
+    multi = next(r for r in runs if r.data.params["scenario.name"] == "multi_stream")
+    single = next(r for r in runs if r.data.params["scenario.name"] == "single_stream")
+    assert multi.data.metrics["query_latency_p50_ms"] > 4 * single.data.metrics["query_latency_p50_ms"]  # 8 samples a query
+
+
+@pytest.fixture
+def one_cpu():
+    """This process and the ones it starts run on one CPU; restored afterwards."""
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})
+    yield
+    os.sched_setaffinity(0, cpus)
+
+
+def test_colocated_networks_each_report_a_slowdown(run_cli, tmp_path, one_cpu):
+    """Two networks on one CPU, one thread each: together, each waits for the other, so each slows down."""
+    result = run_cli("colocate=[squeezenet1_1,shufflenet_v2_x0_5]", "colocate_threads=[1,1]", "protocol=quick",
+                     "protocol.max_duration_s=2", "protocol.min_duration_s=1.5")
+    assert result.returncode == 0, result.output
+    [record] = _records(tmp_path)
+    metrics, tags = record["metrics"], record["tags"]
+    assert record["params"]["model"] == "squeezenet1_1+shufflenet_v2_x0_5"
+    for name in ("squeezenet1_1", "shufflenet_v2_x0_5"):
+        assert tags[f"colocated.{name}.threads"] == "1"
+        assert metrics[f"colocated.{name}.slowdown_p50"] > 1.3  # alone it has the CPU, together about half of it
+        assert metrics[f"colocated.{name}.slowdown_p50"] == pytest.approx(
+            metrics[f"colocated.{name}.together.query_latency_p50_ms"] / metrics[f"colocated.{name}.alone.query_latency_p50_ms"])
+        assert metrics[f"colocated.{name}.output_max_rel_diff"] < 1e-2
+    table = next(tmp_path.glob("outputs/runs/*/colocation.csv")).read_text().splitlines()
+    assert len(table) == 1 + 4 and table[0].startswith("model,threads,phase")
+    assert "co-located, median query latency together / alone" in result.output
+
+
+def test_ctrl_c_during_a_loadgen_test_stops_at_once_and_leaves_nothing_running(tmp_path, mlflow_client):
+    """LoadGen cannot stop a test: the process must still end at once with 130, not abort on LoadGen's threads."""
+    cli = Cli(tmp_path, "model=squeezenet1_1", "scenario=server", "protocol.min_duration_s=60",
+              "protocol.max_duration_s=60")
+    cli.wait_for("measuring")
+    time.sleep(3)  # inside LoadGen's test
+    cli.proc.send_signal(signal.SIGINT)
+    assert cli.finish(timeout=30) == 130, cli.output
+    assert "terminate called" not in cli.output and "Traceback" not in cli.output
+    runs = assert_nothing_lost(mlflow_client, tmp_path / "outputs")
+    assert [r.info.status for r in runs] == ["KILLED"]
