@@ -116,6 +116,7 @@ def test_unreadable_config_file(run_cli, tmp_path):
     assert result.returncode == 2
 
 
+@pytest.mark.slow  # builds a network to reach its weights
 def test_pretrained_offline_fails_fast_in_one_line(run_cli):
     start = time.monotonic()
     result = run_cli("model=squeezenet1_1", "model.pretrained=true", *QUICK)

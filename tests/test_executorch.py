@@ -15,6 +15,7 @@ def results(tmp_path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/**/result.json"))]
 
 
+@pytest.mark.slow  # a lowering and a 2-job sweep, about 55 s
 def test_executorch_runs_a_pte_program_with_xnnpacks_own_operator_profile(run_cli, tmp_path):
     cache = tmp_path / "cache"
     result = run_cli("-m", "backend=executorch", "backend.runtime.calibration_seed=1,2", *QUICK, EMBENCH_CACHE_DIR=str(cache))

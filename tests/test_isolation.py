@@ -13,6 +13,7 @@ PLUGINS = {"PYTHONPATH": f"{REPO}:{REPO / 'tests' / 'plugins'}"}
 SELF_KILL = ("--config-dir", str(REPO / "tests" / "data" / "farm_conf"))  # backend=self_kill
 
 
+@pytest.mark.slow  # a 3-job sweep; SIGSEGV stays in the default suite
 def test_a_job_killed_by_sigkill_fails_alone_and_the_sweep_goes_on(run_cli, tmp_path, mlflow_client):
     """Job 0 SIGKILLs its own process (as the kernel's OOM killer would); job 1 is measured in a fresh worker."""
     result = run_cli(*SELF_KILL, "-m", "model=squeezenet1_1", "backend=self_kill,torch", "protocol=quick",
