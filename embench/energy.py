@@ -38,11 +38,12 @@ def rapl_counters(root: Path = POWERCAP) -> dict[Path, int]:
 
 
 class EnergyMeter:
-    """Context manager: `joules` used while inside it, and `source`, how they were obtained."""
+    """Context manager: `joules` used while inside it over `seconds`, and `source`, how they were obtained."""
 
     def __init__(self, device: Device, tdp_w: float | None, powercap: Path = POWERCAP):
         self.device, self.tdp_w, self.powercap = device, tdp_w, powercap
         self.joules: float | None = None
+        self.seconds = 0.0
         self.source = "none"
 
     def __enter__(self) -> "EnergyMeter":
@@ -57,7 +58,7 @@ class EnergyMeter:
         return self
 
     def __exit__(self, *exc) -> None:
-        seconds = time.perf_counter() - self._start
+        self.seconds = seconds = time.perf_counter() - self._start
         if self._nvml_mj is not None:
             from embench.gpu import energy_mj
 

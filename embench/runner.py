@@ -182,11 +182,18 @@ def _record_device(cfg: DictConfig, result: RunResult, device: platform.Device, 
 
 
 def _record_energy(result: RunResult, energy: EnergyMeter, inferences: int) -> None:
+    """Mean power over the metered span; energy per inference over the timed window at that power.
+
+    The two spans are one for embench's own loop; a LoadGen test is metered with LoadGen's start-up
+    and wind-down (tens of ms) around the timed window.
+    """
     result.tags["energy_source"] = energy.source
     if energy.joules:
-        result.metrics["energy_per_inference_mj"] = 1e3 * energy.joules / inferences
-        result.metrics["inferences_per_joule"] = inferences / energy.joules
-        result.metrics["power_w"] = energy.joules / result.metrics["measure_s"]
+        power_w = energy.joules / energy.seconds
+        window_joules = power_w * result.metrics["measure_s"]
+        result.metrics["energy_per_inference_mj"] = 1e3 * window_joules / inferences
+        result.metrics["inferences_per_joule"] = inferences / window_joules
+        result.metrics["power_w"] = power_w
 
 
 def _record_efficiency(result: RunResult, device: platform.Device, published: float | None) -> None:

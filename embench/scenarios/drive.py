@@ -55,6 +55,6 @@ def measure(prepared, sync, rule: StopRule, scenario: DictConfig, backend: str,
     else:
         chosen, stopped = loadgen.run(scenario, rule, steps, sync, step_s, meters=meters), ""
         runs = [chosen]
-    timing.latencies_ns, timing.loop_ns = chosen.service_ns, chosen.wall_ns
-    timing.stop_reason = stop_reason(int(chosen.values.get("result_query_count", 0)), chosen.wall_ns, rule)
+    timing.latencies_ns, timing.loop_ns = chosen.service_ns, chosen.window_ns
+    timing.stop_reason = stop_reason(int(chosen.values.get("result_query_count", 0)), chosen.window_ns, rule)
     return ScenarioTiming(timing, runs, chosen, stopped)

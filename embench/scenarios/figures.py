@@ -11,7 +11,7 @@ _PERCENTILES = {"50.00": "p50", "90.00": "p90", "95.00": "p95", "97.00": "p97", 
 _UNMET = {"result_min_duration_met": "min_duration", "result_min_queries_met": "min_queries",
           "early_stopping_met": "early_stopping", "result_perf_constraints_met": "latency_bound"}
 _SAMPLES_PER_S = {"server": "result_completed_samples_per_sec", "offline": "result_samples_per_second",
-                  "single_stream": "result_qps_without_loadgen_overhead"}
+                  "single_stream": "result_qps_with_loadgen_overhead"}
 
 
 def samples_per_s(run: LoadGenRun, scenario) -> float:

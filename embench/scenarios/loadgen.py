@@ -3,7 +3,6 @@
 import json
 import tempfile
 import threading
-import time
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -31,11 +30,12 @@ def cut_short() -> bool:
 
 @dataclass
 class LoadGenRun:
-    """What one LoadGen test reported (its detail log's result entries) and how long each step took."""
+    """What one LoadGen test reported (its detail log's result entries), how long each step took, and
+    the timed window (first query issued to last answered)."""
 
     values: dict[str, object]
     service_ns: list[int]
-    wall_ns: int
+    window_ns: int
     files: dict[str, bytes] = field(default_factory=dict)
     target_qps: float | None = None
 
@@ -86,6 +86,12 @@ def _detail_values(detail: str) -> dict[str, object]:
     return values
 
 
+def _test(pool: StepPool, sut, qsl, test, log) -> None:
+    """LoadGen's test, on its own thread; the pool's serving threads wake as soon as it returns."""
+    lg.StartTestWithLogSettings(sut, qsl, test, log)
+    pool.end()
+
+
 def run(scenario: DictConfig, rule: StopRule, steps: list[Callable[[], object]], sync: Callable[[], None],
         step_s: float, target_qps: float | None = None, meters: Sequence[AbstractContextManager] = ()) -> LoadGenRun:
     """Runs one LoadGen test over `steps` (one per worker) with `meters` around it alone.
@@ -103,8 +109,7 @@ def run(scenario: DictConfig, rule: StopRule, steps: list[Callable[[], object]],
         qsl = lg.ConstructQSL(SAMPLES, SAMPLES, lambda samples: None, lambda samples: None)
         for meter in meters:
             metered.enter_context(meter)
-        tester = threading.Thread(target=lg.StartTestWithLogSettings, args=(sut, qsl, test, log), daemon=True)
-        start = time.perf_counter_ns()
+        tester = threading.Thread(target=_test, args=(pool, sut, qsl, test, log), daemon=True)
         tester.start()
         try:
             pool.serve_until(tester)
@@ -112,7 +117,6 @@ def run(scenario: DictConfig, rule: StopRule, steps: list[Callable[[], object]],
             pool.stopped = True  # LoadGen's remaining queries complete at once; the process is stopping
             _cut_short.append(tester)
             raise
-        wall_ns = time.perf_counter_ns() - start
         metered.close()
         lg.DestroyQSL(qsl)
         lg.DestroySUT(sut)
@@ -121,4 +125,4 @@ def run(scenario: DictConfig, rule: StopRule, steps: list[Callable[[], object]],
         raise pool.error
     values = _detail_values(files["mlperf_log_detail.txt"].decode())
     values["loadgen_version"] = metadata.version("mlcommons-loadgen")
-    return LoadGenRun(values, pool.service_ns, wall_ns, files, test.server_target_qps if scenario.name == "server" else None)
+    return LoadGenRun(values, pool.service_ns, pool.window_ns, files, test.server_target_qps if scenario.name == "server" else None)
