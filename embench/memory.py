@@ -1,4 +1,5 @@
-"""Peak memory of one run: the process's resident high-water mark, reset at the run's start."""
+"""Peak memory of one run: the process's resident high-water mark, reset at the run's start and again once
+the backend is prepared."""
 
 import resource
 from pathlib import Path
@@ -11,7 +12,7 @@ def reset_peak() -> str:
     """Resets the resident-set high-water mark where Linux allows; returns how peaks are read."""
     try:
         _CLEAR_REFS.write_text("5")
-        return "VmHWM since run start"
+        return "VmHWM since the backend was prepared"
     except OSError:
         return "ru_maxrss since process start"
 

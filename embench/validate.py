@@ -10,6 +10,7 @@ from embench import scenarios
 from embench.errors import ConfigError
 
 PROTOCOL_MODES = ("latency", "throughput")
+HEADLINES = ("median", "min")  # the latency statistic a run's line and the report's time per call lead with
 MAX_THREADS_PER_CPU = 4  # platform.threads above this many per logical CPU is refused, not measured
 MAX_SEED = 2**63 - 1
 
@@ -21,7 +22,8 @@ KNOWN_KEYS = {
          "colocate_threads"),
     "tracking": ("enabled", "uri", "experiment", "http_max_retries", "http_timeout_s", "parent_run_id", "sweep_uid"),
     "protocol": ("name", "mode", "warmup_iterations", "warmup_duration_s", "min_iterations", "min_duration_s",
-                 "max_iterations", "max_duration_s", "cooloff_s", "unstable_cv", "profile_iterations"),
+                 "max_iterations", "max_duration_s", "cooloff_s", "unstable_cv", "headline",
+                 "profile_iterations"),
     "platform": ("name", "device", "openvino_device", "requires", "specs", "strict", "threads"),
     "platform.requires": ("what", "note", "arch", "cpu_model", "cuda_name"),
     "platform.specs": ("cores", "clock_ghz", "memory_gb", "process_nm", "tdp_w", "peak_fp32_gflops",
@@ -86,6 +88,12 @@ def _check_protocol(protocol: DictConfig) -> None:
     name = f"protocol={protocol.name}"
     if protocol.mode not in PROTOCOL_MODES:
         raise ConfigError(f"protocol.mode={protocol.mode!r} is not valid; valid: {', '.join(PROTOCOL_MODES)}")
+    headline = protocol.get("headline") or "median"  # a user's own protocol written before the key: median
+    if headline not in HEADLINES:
+        raise ConfigError(f"protocol.headline={headline!r} ({name}) is not valid; valid: {', '.join(HEADLINES)}")
+    if headline != "median" and protocol.mode != "latency":
+        raise ConfigError(f"protocol.headline={headline} needs protocol.mode=latency: back-to-back batches time no "
+                          "single call, so there is no per-call minimum")
     for key in ("min_iterations", "max_iterations"):
         if not (_is_int(protocol[key]) and protocol[key] > 0):
             raise ConfigError(f"protocol.{key}={protocol[key]!r} ({name}) must be a positive integer")

@@ -160,6 +160,28 @@ def test_paper_protocol_cools_off_outside_the_timed_window(run_cli, tmp_path):
     assert record["tags"]["energy_source"].startswith("none")
 
 
+@pytest.mark.slow
+def test_paper_protocol_leads_with_the_minimum(run_cli, tmp_path):
+    """protocol=paper's headline is the minimum: logged as protocol.headline=min, and the run's line leads with
+    latency_min_ms, the median next to it; the latency protocol's line still leads with the median."""
+    conf = tmp_path / "my_conf" / "backend"
+    conf.mkdir(parents=True)
+    (conf / "fixed_step.yaml").write_text("name: fixed_step\nruntime:\n  _target_: fixed_step_backend.FixedStep\n")
+    short = ("protocol.min_iterations=3", "protocol.max_iterations=3", "protocol.min_duration_s=0",
+             "protocol.warmup_iterations=1", "protocol.warmup_duration_s=0", "protocol.profile_iterations=0")
+    for protocol, headline, other in (("paper", "min", "median"), ("latency", "median", "min")):
+        result = run_cli("--config-dir", str(tmp_path / "my_conf"), "backend=fixed_step", "model=squeezenet1_1",
+                         "batch=2", f"protocol={protocol}", *short, "protocol.cooloff_s=0.1" if protocol == "paper" else
+                         "protocol.cooloff_s=0", f"hydra.run.dir={tmp_path / protocol}",
+                         PYTHONPATH=f"{REPO}:{REPO / 'tests' / 'plugins'}")
+        assert result.returncode == 0, result.output
+        record = json.loads((tmp_path / protocol / "result.json").read_text())
+        metrics = record["metrics"]
+        assert record["params"]["protocol.headline"] == headline
+        first, then = (metrics[f"latency_{name}_ms"] for name in (headline, other))
+        assert f": {headline} {first:.3f} ms ({other} {then:.3f}, p99 " in result.output, result.output
+
+
 @pytest.mark.slow  # two compilations, about a minute
 def test_torch_compile_tags_a_warm_cache(run_cli, tmp_path):
     """The same point compiled by two runs with one Inductor cache: the second prepare_s comes from a warm cache."""

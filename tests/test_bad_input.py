@@ -54,6 +54,8 @@ CORPUS = [
     (["protocol.max_iterations=2"], ["protocol.max_iterations=2", "below protocol.min_iterations=3"]),
     (["protocol.warmup_iterations=-1"], ["protocol.warmup_iterations=-1", ">= 0"]),
     (["protocol.mode=fast"], ["protocol.mode='fast'", "latency, throughput"]),
+    (["protocol.headline=mean"], ["protocol.headline='mean'", "valid: median, min"]),
+    (["protocol.mode=throughput", "protocol.headline=min"], ["protocol.headline=min", "needs protocol.mode=latency"]),
     (["backend=openvino", "backend.runtime.streams=-5"], ["backend.runtime.streams=-5", "null"]),
     (["backend=openvino", "backend.runtime.requests=0"], ["backend.runtime.requests=0", "1 to 1024"]),
     (["backend=openvino", "backend.runtime.hint=fastest"], ["backend.runtime.hint='fastest'", "latency, throughput"]),

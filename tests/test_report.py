@@ -365,3 +365,57 @@ def test_throughput_protocol_runs_are_timed_by_the_wall_time_per_batch(tmp_path)
     page = build(sel, tmp_path / "report").read_text()
     assert "wall time per batch" in page
     assert csv(tmp_path / "report", "points").set_index("batch")["time_per_call_ms"].to_dict() == times.to_dict()
+
+
+def test_paper_protocol_runs_are_timed_by_their_minimum(tmp_path):
+    """protocol.headline=min (the paper's protocol): the point's time per call is latency_min_ms and the captions
+    name the minimum; a run logged before the setting existed counts as a median one, folded with today's."""
+    from mlflow.entities import Metric, Param
+
+    from embench.report import figures
+    from embench.report.build import build
+    from embench.report.load import Filters, load, time_statistic
+
+    mlflow = client(tmp_path)
+    experiment = mlflow.create_experiment("e")
+    common = {"model": "squeezenet1_1", "platform": "cpu", "backend": "torch", "model.year": "2016",
+              "model.accuracy.top1": "58.178", "protocol.mode": "latency"}
+    complexity = {"flops": 7e8, "macs": 3.5e8, "params": 1.2e6, "throughput_ips": 200.0}
+    profile = {"profile_pct_convolution": 80.0, "profile_pct_other": 20.0, "profile_total_ms": 3.2,
+               "profile_coverage": 0.8}
+    for protocol, headline, batch, median, minimum in (
+            ("paper", "min", 1, 4.0, 3.0),
+            ("latency", None, 1, 5.0, 4.5),  # logged before protocol.headline existed: a median run
+            ("latency", "median", 2, 6.0, 5.5)):
+        run_id = mlflow.create_run(experiment).info.run_id
+        params = common | {"protocol": protocol, "protocol.name": protocol, "batch": str(batch)}
+        if headline:
+            params["protocol.headline"] = headline
+        metrics = {"latency_median_ms": median, "latency_min_ms": minimum, "achieved_gflops": 7e8 * batch / median / 1e6}
+        metrics |= complexity | profile  # achieved_gflops as the runner logs it: from the median
+        mlflow.log_batch(run_id, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()],
+                         params=[Param(k, v) for k, v in params.items()])
+        mlflow.set_terminated(run_id)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sel = load(uri, "e", Filters())
+    times = sel.points.set_index(["label", "batch"])["time_per_call_ms"]
+    assert times.to_dict() == {("cpu/torch · paper", 1): 3.0, ("cpu/torch · latency", 1): 5.0,
+                               ("cpu/torch · latency", 2): 6.0}  # no `headline=?`: the older run is a median one
+    fig1 = figures.runtime_vs_flops(sel)
+    assert fig1.data.set_index(["label", "batch"])["time_per_call_ms"].to_dict() == times.to_dict()
+    assert ("median of the timed iterations' latency per call, or their minimum for the runs with "
+            "protocol.headline=min (the paper's protocol)") in fig1.caption  # a mixed selection names both
+
+    paper = load(uri, "e", Filters(protocols=["paper"]))
+    assert paper.points["time_per_call_ms"].tolist() == [3.0]
+    assert time_statistic(paper.points)[0] == "minimum latency per call"
+    fig1, fig4 = figures.runtime_vs_flops(paper), figures.layer_time(paper)
+    for caption in (fig1.caption, fig4.caption):
+        assert "minimum of the timed iterations' latency per call (the paper's protocol)" in caption
+        assert "median of" not in caption
+    assert "against the median latency per call" in fig4.caption  # the run's own coverage: 3.2 / 4.0
+    assert "not the minimum" in figures.achieved_gflops(paper).caption  # achieved_gflops as logged: from the median
+    page = build(paper, tmp_path / "report").read_text()
+    assert "minimum of the timed iterations" in page
+    points = csv(tmp_path / "report", "points")
+    assert points[["protocol_headline", "time_per_call_ms", "latency_median_ms"]].values.tolist() == [["min", 3.0, 4.0]]

@@ -53,6 +53,16 @@ def test_single_stream_p90_is_the_known_service_time(run_cli, tmp_path):
     assert "Scenario : SingleStream" in summary and "Result is : VALID" in summary
 
 
+def test_unstable_tag_follows_the_spread_of_the_steps(run_cli, tmp_path):
+    """10 ms steps are steady; steps alternating 10 and 30 ms have a CV of 50 %, over protocol.unstable_cv (10 %)."""
+    result = _fixed_step(run_cli, tmp_path, "+backend.runtime.alternate_ms=10,30", sweep=True, step_ms=10.0)
+    by_alternate = {r["params"]["backend.runtime.alternate_ms"]: r for r in _records(tmp_path)}
+    steady, spread = by_alternate["10"], by_alternate["30"]
+    assert steady["tags"]["unstable"] == "false" and steady["metrics"]["latency_cv"] < 0.02
+    assert spread["tags"]["unstable"] == "true" and spread["metrics"]["latency_cv"] == pytest.approx(0.5, abs=0.05)
+    assert "unstable" in result.output
+
+
 def test_server_is_valid_under_capacity_and_invalid_at_twice_it(run_cli, tmp_path):
     """One worker serves 1 / SERVICE_MS = 200 queries/s: at 100 the p99 stays under 40 ms, at 400 the queue grows."""
     _fixed_step(run_cli, tmp_path, "scenario=server", "scenario.latency_bound_ms=40", "scenario.target_qps=100,400",

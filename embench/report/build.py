@@ -7,8 +7,8 @@ from embench.report.html import Table, render
 from embench.report.load import Selection, time_statistic
 
 REPORT_FILE = "report.html"
-_POINT_COLUMNS = ["label", "model", "batch", "runs", "platform", "backend", "protocol", "protocol_mode", "device_name",
-                  "run_id"]
+_POINT_COLUMNS = ["label", "model", "batch", "runs", "platform", "backend", "protocol", "protocol_mode",
+                  "protocol_headline", "device_name", "run_id"]
 
 
 def _tables(sel: Selection, fig3, fig4) -> dict[str, Table]:
@@ -20,8 +20,8 @@ def _tables(sel: Selection, fig3, fig4) -> dict[str, Table]:
     if labels < 2:
         speed_note += (". Only one platform/backend is selected, so there is nothing to compare: sweep several, "
                        "e.g. `python -m embench -m experiment=embench2019 platform=cpu,cuda`")
-    coverage = fig4.data.reindex(columns=["label", "model", "batch", "protocol_mode", "profile_total_ms",
-                                          "profile_wall_ms", "time_per_call_ms", "profile_coverage"])
+    coverage = fig4.data.reindex(columns=["label", "model", "batch", "protocol_mode", "protocol_headline",
+                                          "profile_total_ms", "profile_wall_ms", "time_per_call_ms", "profile_coverage"])
     made = [
         Table("platforms", "Platforms (the paper's Table 2)",
               "What each platform/backend label ran on, from the runs' tags and the platform config", tables.platforms(sel),
@@ -43,7 +43,7 @@ def _tables(sel: Selection, fig3, fig4) -> dict[str, Table]:
         Table("profile_coverage", "How much of the end-to-end time the profile accounts for",
               "Summed op self-time per inference (profile_total_ms) against the time per call (time_per_call_ms: "
               f"{time_statistic(coverage)[1]}); coverage = their ratio; profile_wall_ms is the wall time of a "
-              "profiled inference (profiler overhead included)", coverage),
+              "profiled inference (profiler overhead included)" + figures.against_median(coverage), coverage),
         Table("failed_unstable_runs", "Failed and unstable runs",
               "Every selected run that failed (status failed, oom, killed, or a run never closed), was tagged "
               "unstable, or ran on a busy host; none is dropped silently. Failed runs are not in the figures",

@@ -1,6 +1,8 @@
-"""A user's own backend whose every step takes a known time (20 ms unless `step_ms` says): an
-independent truth for timing figures. Several workers may run it at once (`replica`)."""
+"""A user's own backend whose every step takes a known time (20 ms unless `step_ms` says; every other
+step `alternate_ms` where given): an independent truth for timing figures. Several workers may run
+it at once (`replica`)."""
 
+import itertools
 import time
 
 import torch
@@ -28,17 +30,20 @@ class PreparedFixed(PreparedTorch):
 class FixedStep(TorchEager):
     """Returns the model's output, computed once, after waiting `step_ms` on every call."""
 
-    def __init__(self, step_ms: float = 1e3 * STEP_S, **options):
+    def __init__(self, step_ms: float = 1e3 * STEP_S, alternate_ms: float | None = None, **options):
         super().__init__(**options)
         self.step_s = step_ms / 1e3
+        self.alternate_s = step_ms / 1e3 if alternate_ms is None else alternate_ms / 1e3  # every other step's time
 
     def prepare(self, model, example, device, model_id):
         model, inputs = self._place(model, example, device)
         with torch.inference_mode():
             output = model(inputs)
 
+        times = itertools.cycle((self.step_s, self.alternate_s))
+
         def step():
-            hold(self.step_s)
+            hold(next(times))
             return output
 
         return PreparedFixed(step, device, self.dtype, self._tags(device))

@@ -1,4 +1,5 @@
-"""A user's own backend whose output check touches a known 400 MB: the memory peak must not include it."""
+"""User backends that touch a known 400 MB outside the timed run (in the output check, or while preparing):
+the memory peak of the prepared backend must not include it."""
 
 import torch
 
@@ -20,3 +21,13 @@ class HeavyCheckEager(TorchEager):
     def prepare(self, model, example, device, model_id):
         model, inputs = self._place(model, example, device)
         return PreparedHeavyCheck(lambda: model(inputs), device, self.dtype, self._tags(device))
+
+
+class HeavyPrepareEager(TorchEager):
+    """Torch eager whose preparation (as a conversion would) fills CHECK_ALLOCATION_MB, then frees it."""
+
+    def prepare(self, model, example, device, model_id):
+        ballast = torch.ones(CHECK_ALLOCATION_MB * 2**20 // 4)
+        assert float(ballast[-1]) == 1.0
+        del ballast
+        return super().prepare(model, example, device, model_id)
