@@ -43,7 +43,7 @@ def _tables(sel: Selection, fig3, fig4) -> dict[str, Table]:
         Table("profile_coverage", "How much of the end-to-end time the profile accounts for",
               "Summed op self-time per inference (profile_total_ms) against the time per call (time_per_call_ms: "
               f"{time_statistic(coverage)[1]}); coverage = their ratio; profile_wall_ms is the wall time of a "
-              "profiled inference (profiler overhead included)" + figures.against_median(coverage), coverage),
+              "profiled inference (profiler overhead included)" + figures.against_median(coverage, "profile coverage"), coverage),
         Table("failed_unstable_runs", "Failed and unstable runs",
               "Every selected run that failed (status failed, oom, killed, or a run never closed), was tagged "
               "unstable, or ran on a busy host; none is dropped silently. Failed runs are not in the figures",

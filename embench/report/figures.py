@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import LogFormatter, LogLocator, NullFormatter, ScalarFormatter  # noqa: E402
 
-from embench.report.load import POINT, Selection, time_statistic  # noqa: E402
+from embench.report.load import Selection, time_statistic  # noqa: E402
 from embench.report.tables import pareto_front, profiled_points  # noqa: E402
 
 PANEL_W, PANEL_H, DPI = 4.6, 3.5, 100
@@ -262,9 +262,6 @@ def layer_time(sel: Selection) -> Figure:
     data = profiled_points(sel)
     if data.empty:
         return _placeholder(name, title, "no profiled run (the profile is on when protocol.profile_iterations > 0)")
-    headline = sel.points.set_index(POINT)["protocol_headline"]  # which statistic each time_per_call_ms is
-    data.insert(data.columns.get_loc("protocol_mode") + 1, "protocol_headline",
-                headline.reindex(pd.MultiIndex.from_frame(data[POINT])).to_numpy())
     categories = sel.categories
     colours = dict(zip(categories, plt.get_cmap("tab10").colors))
     labels = sorted(data["label"].unique())
@@ -293,16 +290,16 @@ def layer_time(sel: Selection) -> Figure:
                "at batch 1 where it was profiled, else the smallest profiled batch. Right of each bar: how much of "
                f"the end-to-end time per call ({time_statistic(data)[1]}) the summed op times account for (profile "
                "coverage); the rest is framework overhead between ops (profiler overhead can push it above 100%)."
-               + against_median(data) + _per_point(sel))
+               + against_median(data, "profile coverage") + _per_point(sel))
     return Figure(name, title, caption, fig, data)
 
 
-def against_median(data: pd.DataFrame) -> str:
-    """For captions of the profile coverage: the run computes it against the median, whatever its headline."""
+def against_median(data: pd.DataFrame, what: str) -> str:
+    """For captions of figures the run derives from its median latency whatever its headline."""
     if not data["protocol_headline"].eq("min").any():
         return ""
-    return (" Profile coverage is the run's own, against the median latency per call, also for runs whose time "
-            "per call shown is the minimum (protocol.headline=min).")
+    return (f" For runs with protocol.headline=min too, {what} is the run's own, against the median latency per "
+            "call, not the minimum Figure 1 shows.")
 
 
 def _achieved(points: pd.DataFrame) -> pd.Series:
@@ -335,14 +332,11 @@ def achieved_gflops(sel: Selection) -> Figure:
         ax.set_xlabel("batch size")
         ax.set_ylabel("achieved GFLOP/s (FLOPs × batch ÷ time)")
     _model_legend(fig, styles, models)
-    # data has no protocol_headline: the run derives achieved_gflops from the median latency whatever its headline
-    also_min = (" For runs with protocol.headline=min too, the time is the median latency (achieved_gflops as the "
-                "run logs it), not the minimum Figure 1 shows." if pts["protocol_headline"].eq("min").any() else "")
     caption = (f"Achieved GFLOP/s (FLOPs per inference × batch ÷ time per call: {time_statistic(data)[1]}) as the "
                "batch grows: how much of the device each network keeps busy. The dashed line is the platform's peak "
                "FP32 GFLOP/s where the platform config or the run reports one (pct_of_peak in the CSV); a measured "
                "peak (a large matrix product) can sit below what fast convolution algorithms such as Winograd "
-               "appear to achieve." + also_min + _per_point(sel))
+               "appear to achieve." + against_median(pts, "achieved_gflops") + _per_point(sel))
     return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch"]))
 
 

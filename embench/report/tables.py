@@ -35,7 +35,7 @@ def profiled_points(sel: Selection) -> pd.DataFrame:
         return pd.DataFrame()
     pts = sel.points.dropna(subset=pct, how="all").sort_values("batch")
     pts = pts.groupby(["label", "model"]).head(1)
-    columns = ["label", "model", "batch", "protocol_mode", *pct, "profile_total_ms", "profile_wall_ms",
+    columns = ["label", "model", "batch", "protocol_mode", "protocol_headline", *pct, "profile_total_ms", "profile_wall_ms",
                "time_per_call_ms", "profile_coverage", "runs"]
     pts = pts.reindex(columns=columns)
     return pts.rename(columns={c: "pct_" + c[len("profile_pct_"):] for c in pct}).sort_values(["label", "model"])
