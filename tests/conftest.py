@@ -16,8 +16,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 
-# One cache (measured peaks, converted models) for the whole test session, away from the user's.
-os.environ.setdefault("EMBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="embench-test-cache-"))
+# One cache (measured peaks, converted models) for the whole test session, away from the user's, removed when the
+# session ends: converted models of the 26 networks fill gigabytes.
+SESSION_CACHE = tempfile.TemporaryDirectory(prefix="embench-test-cache-")
+os.environ.setdefault("EMBENCH_CACHE_DIR", SESSION_CACHE.name)
+# CI stops a suite past its time with SIGTERM: end the session as Ctrl-C would, so that the cache is still removed.
+signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 @dataclass
