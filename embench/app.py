@@ -1,5 +1,6 @@
 """The command line: `python -m embench` and `embench`, one Hydra app over conf/; `embench sync`."""
 
+import logging
 import os
 import secrets
 import sys
@@ -72,6 +73,7 @@ def main() -> None:
         node(sys.argv[2:])
         return
     signals.install()
+    logging.raiseExceptions = False  # a log line that cannot be written (a full disk) is dropped, not a traceback
     _register_sweeper()
     sys.argv[1:] = credentials.strip_from_command_line(sys.argv[1:])
     # A short random name shared by every job of a sweep: folders of two sweeps never collide.
@@ -90,6 +92,11 @@ def main() -> None:
             raise
         outcome.say_error(str(err))
         sys.exit(err.exit_code)
+    except OSError as err:  # a folder Hydra writes before the run (a full disk, a read-only mount): nothing measured
+        if wants_traceback:
+            raise
+        outcome.say_error(f"cannot write {err.filename or 'the run folder (hydra.run.dir)'}: {err.strerror or err}")
+        sys.exit(1)
     except Exception as err:
         if wants_traceback:
             raise

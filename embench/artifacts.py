@@ -23,15 +23,18 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def fallback_dir(wanted: Path) -> Path:
-    """Where a run's files go when `wanted` cannot be written: the temp folder, same names."""
-    return Path(tempfile.gettempdir()) / "embench-unwritable" / wanted.parent.name / wanted.name
+    """Where files go when `wanted` cannot be written: its whole path under the temp folder, so that a sweep's
+    stand-in holds its jobs' stand-ins."""
+    return Path(tempfile.gettempdir(), "embench-unwritable", *wanted.absolute().parts[1:])
 
 
 def writable(folder: Path) -> bool:
-    """Whether files can be created in `folder` (made if missing)."""
+    """Whether files can be written in `folder` (made if missing): a full disk still creates empty files."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"embench")
+            probe.flush()
             return True
     except OSError:
         return False
@@ -82,6 +85,8 @@ def write_run_files(out_dir: Path, result: RunResult, cfg: DictConfig) -> Path |
 def scrub_credentials(folder: Path) -> None:
     """Removes tracking-URI credentials from the YAML files Hydra wrote (they may come from a config file)."""
     for path in folder.glob("*.yaml"):
+        if not path.is_file():  # only what Hydra wrote: a device or a pipe is never read
+            continue
         try:
             text = path.read_text()
             redacted = credentials.redact(text)

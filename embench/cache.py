@@ -4,8 +4,11 @@ import os
 from pathlib import Path
 
 
+def cache_root() -> Path:
+    return Path(os.environ.get("EMBENCH_CACHE_DIR") or Path.home() / ".cache" / "embench")
+
+
 def cache_dir(*parts: str) -> Path:
-    root = Path(os.environ.get("EMBENCH_CACHE_DIR") or Path.home() / ".cache" / "embench")
-    path = root.joinpath(*parts)
+    path = cache_root().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path

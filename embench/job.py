@@ -81,7 +81,11 @@ def _check_single_run(cfg: DictConfig, out_dir: Path) -> JobReport | None:
 def keep_measured(cfg: DictConfig, measured: Measured) -> JobReport:
     """In the job's Hydra context: its folder (log, traceback, result files), then its MLflow run."""
     hydra_cfg = HydraConfig.get()
-    out_dir = Path(hydra_cfg.runtime.output_dir)
+    return keep_measured_in(cfg, measured, Path(hydra_cfg.runtime.output_dir), f"{hydra_cfg.job.name}.log")
+
+
+def keep_measured_in(cfg: DictConfig, measured: Measured, out_dir: Path, log_name: str) -> JobReport:
+    """The job's folder `out_dir` (log, traceback, result files, or their stand-ins), then its MLflow run."""
     scrub_credentials(out_dir / ".hydra")
     result = measured.result
     result.tracking = {
@@ -92,7 +96,7 @@ def keep_measured(cfg: DictConfig, measured: Measured) -> JobReport:
         child.tracking = result.tracking
     if measured.log:  # measured elsewhere: its lines join the job's log
         try:
-            with (out_dir / f"{hydra_cfg.job.name}.log").open("a") as job_log:
+            with (out_dir / log_name).open("a") as job_log:
                 job_log.writelines(line + "\n" for line in measured.log)
         except OSError:
             pass  # the folder cannot be written: write_run_files says so and keeps the result elsewhere

@@ -65,11 +65,15 @@ def peak_gflops(device: Device, published: float | None) -> tuple[float | None, 
         gflops = _measure_gflops(device)
     if contention.busy:  # a busy host understates the peak: use it for this run only
         return gflops, "measured FP32 matmul on a busy host, not cached"
-    with FileLock(f"{path}.lock"):  # two processes add their keys one after the other
-        known = _read(path) | {key: gflops}
-        partial = path.with_name(f"{path.name}.{os.getpid()}")
-        partial.write_text(json.dumps(known, indent=2))
-        partial.replace(path)  # readers see the old file or the new one, never half of one
+    partial = path.with_name(f"{path.name}.{os.getpid()}")
+    try:
+        with FileLock(f"{path}.lock"):  # two processes add their keys one after the other
+            known = _read(path) | {key: gflops}
+            partial.write_text(json.dumps(known, indent=2))
+            partial.replace(path)  # readers see the old file or the new one, never half of one
+    except OSError as err:  # a full or read-only cache costs the next run a measurement, never this run
+        partial.unlink(missing_ok=True)
+        return gflops, f"measured FP32 matmul, not cached ({path}: {err.strerror})"
     return gflops, f"measured FP32 matmul, cached in {path}"
 
 

@@ -18,13 +18,13 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydra.core.utils import JobStatus, configure_log, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from embench import credentials, outcome, preflight, signals
 from embench.artifacts import fallback_dir, writable
 from embench.errors import ConfigError, TrackingError
-from embench.job import keep_measured
+from embench.job import keep_measured, keep_measured_in
 from embench.progress import Progress
 from embench.result import RunResult, point_key, run_params
 from embench.tracking import SWEEP_UID_TAG, absolute_uri
@@ -169,9 +169,10 @@ class Sweep:
             job_cfg.hydra.job.num = number
             job_cfg.tracking.parent_run_id = self.parent_run_id
             job_cfg.tracking.sweep_uid = self.uid
-        if not writable(self.dir):
-            with open_dict(job_cfg):
-                job_cfg.hydra.sweep.dir = str(self._stand_in(f"job {number}'s files"))
+        if not writable(self.dir):  # it became unwritable (or full) since the last job: this and later jobs go elsewhere
+            self.dir = self._stand_in(f"job {number}'s files")
+        with open_dict(job_cfg):
+            job_cfg.hydra.sweep.dir = str(self.dir)
         return job_cfg
 
     def _stand_in(self, what: str) -> Path:
@@ -253,6 +254,20 @@ def _jobs_runner(farm: DictConfig):
     return InlineJobs() if farm.name == "inline" else LocalJobs()
 
 
+def _keep(hydra_context, job_config: DictConfig, measured) -> JobReturn:
+    """The job's folder and MLflow run, through Hydra; when Hydra cannot write the folder (a full disk), without
+    Hydra: the run's files then go to their stand-in folder, or to MLflow alone."""
+    try:
+        return run_job(hydra_context=hydra_context, task_function=functools.partial(keep_measured, measured=measured),
+                       config=job_config, job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+    except OSError:
+        task_cfg = copy.deepcopy(job_config)
+        with read_write(task_cfg), open_dict(task_cfg):
+            del task_cfg["hydra"]
+        out_dir, log_name = Path(job_config.hydra.runtime.output_dir), f"{job_config.hydra.job.name}.log"
+        return JobReturn(status=JobStatus.COMPLETED, _return_value=keep_measured_in(task_cfg, measured, out_dir, log_name))
+
+
 def run_sweep(config: DictConfig, hydra_context, job_overrides: list[list[str]]) -> list:
     """Checks every job, then runs them where farm=* says and keeps each result here; returns Hydra JobReturns."""
     loader = hydra_context.config_loader
@@ -274,9 +289,7 @@ def run_sweep(config: DictConfig, hydra_context, job_overrides: list[list[str]])
                 measured.result.tags["embench.farm"] = sweep.farm.name
                 if job.retried:
                     measured.result.tags["farm.retried"] = job.retried
-                ret = run_job(hydra_context=hydra_context, task_function=functools.partial(keep_measured, measured=measured),
-                              config=sweep.job_config(job.number, job.config), job_dir_key="hydra.sweep.dir",
-                              job_subdir_key="hydra.sweep.subdir")
+                ret = _keep(hydra_context, sweep.job_config(job.number, job.config), measured)
                 configure_log(config.hydra.hydra_logging, config.hydra.verbose)
                 progress.finished(f"#{job.number} {measured.result.point()}", sweep.record(job, ret))
                 returns.append(ret)

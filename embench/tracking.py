@@ -114,6 +114,8 @@ class Tracker:
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # importing mlflow sets its loggers to INFO
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        # It prints a traceback with every SQL error (a full disk, a locked store); embench says each in one line.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
         try:
             with _sqlite_lock(self.uri) if self.uri.startswith("sqlite:") else contextlib.nullcontext():
                 client, experiment_id = self._open(MlflowClient)

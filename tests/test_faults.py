@@ -2,9 +2,11 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -237,3 +239,92 @@ def test_more_threads_than_cpus_is_tagged_and_shown(tmp_path, mlflow_client):
     assert "oversubscribed" in cli.output  # the summary table's status
     [kid] = children(runs_of(mlflow_client))
     assert kid.data.tags["threads_oversubscribed"] == "true"
+
+
+def test_a_job_folder_on_a_full_disk_loses_no_measurement(tmp_path, mlflow_client):
+    """Hydra cannot write job 0's folder (every write there meets a full disk, as /dev/full gives): the
+    run's files go to the stand-in, MLflow gets it, and the sweep goes on to job 1."""
+    sweep_dir = tmp_path / "sweep"
+    job_dir = sweep_dir / "0_squeezenet1_1_cpu_torch_b1"
+    (job_dir / ".hydra").mkdir(parents=True)
+    for name in (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "result.json"):
+        (job_dir / name).symlink_to("/dev/full")
+    stand_in = Path(tempfile.gettempdir(), "embench-unwritable", *job_dir.parts[1:])
+    try:
+        cli = Cli(tmp_path, "-m", "model=squeezenet1_1", "batch=1,2", f"hydra.sweep.dir={sweep_dir}", *QUICK)
+        assert cli.finish() == 1, cli.output
+        assert "Traceback" not in cli.output
+        assert f"cannot write {job_dir} (No space left on device); this run's files are in {stand_in}" in cli.output
+        assert json.loads((stand_in / "result.json").read_text())["status"] == "ok"
+        assert json.loads((sweep_dir / "1_squeezenet1_1_cpu_torch_b2" / "result.json").read_text())["status"] == "ok"
+        runs = runs_of(mlflow_client)
+        assert len(children(runs)) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+    finally:
+        shutil.rmtree(Path(tempfile.gettempdir(), "embench-unwritable", *tmp_path.parts[1:]), ignore_errors=True)
+
+
+def _on_a_full_disk(folder: Path, *command: str) -> list[str]:
+    """`command` with `folder` a 4 MiB file system filled to the last byte (but for an empty cache/), mounted for it alone."""
+    script = 'mount -t tmpfs -o size=4m tmpfs "$0" && mkdir "$0/cache" && (cat /dev/zero > "$0/fill" 2>/dev/null; exec "$@")'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(folder), *command]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode != 0,
+                    reason="mounting a small file system needs root (CAP_SYS_ADMIN)")
+def test_a_full_disk_loses_no_measurement_and_names_what_it_could_not_write(tmp_path, mlflow_client):
+    """The run folder and the model cache on a full disk: the sweep folder's stand-in takes the runs, the
+    conversion fails naming the cache (not the network), and MLflow (elsewhere) gets every run."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    proc = subprocess.run(
+        _on_a_full_disk(disk, sys.executable, "-m", "embench", "-m", "model=squeezenet1_1", "backend=torch,onnxruntime",
+                        f"hydra.sweep.dir={disk}/sweep", *QUICK),
+        cwd=tmp_path, env=cli_env(tmp_path, EMBENCH_CACHE_DIR=str(disk / "cache")), capture_output=True, text=True,
+        timeout=600)
+    output = proc.stdout + proc.stderr
+    try:
+        assert proc.returncode == 1, output
+        assert "Traceback" not in output
+        assert f"cannot write the sweep folder {disk}/sweep; its files go to " in output
+        assert (f"torch.onnx.export cannot write squeezenet1_1's converted model to {disk}/cache "
+                "(No space left on device)") in output
+        runs = runs_of(mlflow_client)
+        kids = {r.data.params["backend"]: r for r in children(runs)}
+        assert kids["torch"].info.status == "FINISHED" and kids["onnxruntime"].info.status == "FAILED"
+        assert "result.json" in {a.path for a in mlflow_client.list_artifacts(kids["torch"].info.run_id)}
+        assert "not cached" in kids["torch"].data.tags["peak_source"]  # the measured peak GEMM, used all the same
+    finally:
+        shutil.rmtree(Path(tempfile.gettempdir(), "embench-unwritable", *disk.parts[1:]), ignore_errors=True)
+
+
+def test_a_run_folder_on_a_full_disk_is_one_line_before_anything_is_measured(tmp_path, mlflow_client):
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").symlink_to("/dev/full")
+    cli = Cli(tmp_path, "model=squeezenet1_1", f"hydra.run.dir={run_dir}", *QUICK)
+    assert cli.finish() == 1, cli.output
+    assert cli.lines == ["embench: error: cannot write the run folder (hydra.run.dir): No space left on device\n"]
+    assert runs_of(mlflow_client) == []
+
+
+def test_a_model_that_cannot_be_kept_leaves_no_partial_file_and_names_the_cache(tmp_path, monkeypatch):
+    """The disk fills while a converter writes (an IR's .xml and .bin): nothing half-written stays in the
+    cache, and the failure names the cache, not the network."""
+    from embench.backends.conversion import cached, conversion_failed
+
+    monkeypatch.setenv("EMBENCH_CACHE_DIR", str(tmp_path / "cache"))
+
+    def convert(path: Path) -> None:
+        path.write_text("<net/>")
+        path.with_suffix(".bin").write_bytes(bytes(1024))
+        try:
+            Path("/dev/full").write_bytes(bytes(1024))  # the rest of the weights meet a full disk
+        except OSError as err:
+            raise conversion_failed("resnet18-abc123", "openvino", err) from None
+
+    with pytest.raises(Exception) as failure:
+        cached("openvino", "1.0", "resnet18.xml", convert, companions=(".bin",))
+    assert str(failure.value) == (f"openvino cannot write resnet18's converted model to {tmp_path / 'cache'} "
+                                  "(No space left on device): free space there or set EMBENCH_CACHE_DIR to another folder")
+    assert [path for path in (tmp_path / "cache").rglob("*") if path.is_file()] == []
