@@ -10,6 +10,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from embench import credentials, outcome, signals
+from embench.artifacts import CANNOT_WRITE
 from embench.errors import EmbenchError
 
 
@@ -92,14 +93,12 @@ def main() -> None:
             raise
         outcome.say_error(str(err))
         sys.exit(err.exit_code)
-    except OSError as err:  # a folder Hydra writes before the run (a full disk, a read-only mount): nothing measured
-        if wants_traceback:
-            raise
-        outcome.say_error(f"cannot write {err.filename or 'the run folder (hydra.run.dir)'}: {err.strerror or err}")
-        sys.exit(1)
     except Exception as err:
         if wants_traceback:
             raise
-        outcome.say_error(credentials.redact(_describe(err)))
+        if isinstance(err, OSError) and err.errno in CANNOT_WRITE:  # Hydra's run folder (a full disk): nothing measured
+            outcome.say_error(f"cannot write {err.filename or 'the run folder (hydra.run.dir)'}: {err.strerror}")
+            sys.exit(1)
+        outcome.say_error(credentials.redact(_describe(err)))  # Hydra's missing-config error is an OSError too
         sys.exit(2)
     sys.exit(outcome.exit_code())

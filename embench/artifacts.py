@@ -1,6 +1,7 @@
 """Files a run leaves in its output dir; MLflow gets a copy of the whole dir as artifacts."""
 
 import csv
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -11,6 +12,9 @@ from embench import credentials, outcome
 from embench.result import RunResult
 
 RESULT_FILE = "result.json"
+
+# Errors of a folder, not of what is written: full, over quota, read-only, not permitted.
+CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

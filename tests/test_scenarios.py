@@ -46,9 +46,10 @@ def test_single_stream_p90_is_the_known_service_time(run_cli, tmp_path):
     assert metrics["query_latency_p90_ms"] == pytest.approx(10.0, rel=0.05)
     assert metrics["latency_median_ms"] == pytest.approx(10.0, rel=0.02)  # today's statistics stay
     assert metrics["query_count"] == metrics["iterations"] >= 64
-    # the timed window runs from the first query to the last answer: no LoadGen start-up or wind-down in it
-    assert metrics["measure_s"] == pytest.approx(metrics["iterations"] * 10e-3, rel=0.03)
-    assert metrics["throughput_ips"] == pytest.approx(100, rel=0.03)
+    # the timed window runs from the first query to the last answer: each step and its hand-off (as the p90
+    # above), but no LoadGen start-up or wind-down (which made this window 8 % long: 1.616 s for 150 steps)
+    assert metrics["measure_s"] == pytest.approx(metrics["iterations"] * 10e-3, rel=0.05)
+    assert metrics["throughput_ips"] == pytest.approx(100, rel=0.05)
     summary = next(tmp_path.glob("outputs/runs/*/mlperf_log_summary.txt")).read_text()
     assert "Scenario : SingleStream" in summary and "Result is : VALID" in summary
 

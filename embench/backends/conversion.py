@@ -1,7 +1,6 @@
 """What converting runtimes share: the on-disk cache of converted models, calibration inputs for
 INT8, and conversion failures named in one line."""
 
-import errno
 import os
 import re
 from pathlib import Path
@@ -9,6 +8,7 @@ from typing import Callable
 
 import torch
 
+from embench.artifacts import CANNOT_WRITE
 from embench.cache import cache_dir, cache_root
 from embench.errors import EmbenchError
 
@@ -17,9 +17,6 @@ _OPERATOR = re.compile(r"\b(?:torch\.ops\.)?(aten|prim|quantized|torchvision)(?:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-# Errors of the folder, not of the network: full, over quota, read-only, not permitted.
-_CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 class ConversionError(EmbenchError):
@@ -36,7 +33,7 @@ def conversion_failed(model_id: str, runtime: str, err: BaseException, action: s
     operator = f"operator {found.group(1)}::{found.group(2)}" if found else "no operator named"
     network = model_id.rsplit("-", 1)[0]
     root = chain[-1]
-    if isinstance(root, OSError) and root.errno in _CANNOT_WRITE:  # the conversion worked; keeping it did not
+    if isinstance(root, OSError) and root.errno in CANNOT_WRITE:  # the conversion worked; keeping it did not
         return ConversionError(f"{runtime} cannot write {network}'s converted model to {cache_root()} ({root.strerror}): "
                                "free space there or set EMBENCH_CACHE_DIR to another folder")
     return ConversionError(f"{runtime} cannot {action} {network} ({operator}): {type(root).__name__}: {texts[-1][:300]}")
