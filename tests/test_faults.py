@@ -241,6 +241,7 @@ def test_more_threads_than_cpus_is_tagged_and_shown(tmp_path, mlflow_client):
     assert kid.data.tags["threads_oversubscribed"] == "true"
 
 
+@pytest.mark.slow
 def test_a_job_folder_on_a_full_disk_loses_no_measurement(tmp_path, mlflow_client):
     """Hydra cannot write job 0's folder (every write there meets a full disk, as /dev/full gives): the
     run's files go to the stand-in, MLflow gets it, and the sweep goes on to job 1."""
