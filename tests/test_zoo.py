@@ -1,4 +1,4 @@
-"""All 26 networks of the paper's Table 1 through each converting runtime (slow, zoo): each one runs with a
+"""All 26 networks of the paper's Table 1 through each converting runtime (the zoo marker): each one runs with a
 correct output or fails with its network and reason named; the networks that cannot convert are the
 ones README lists."""
 
@@ -25,10 +25,8 @@ def test_the_zoo_is_the_papers_26_networks():
     assert len(NETWORKS) == 26
 
 
-@pytest.mark.parametrize("backend", [
-    pytest.param("onnxruntime", marks=pytest.mark.slow),  # about 8 minutes here
-    pytest.param("executorch", marks=pytest.mark.zoo),  # about 28 minutes: NASNet lowers slowly; CI runs it when time allows
-])
+@pytest.mark.zoo  # onnxruntime about 8 minutes here, executorch about 28 (NASNet lowers slowly)
+@pytest.mark.parametrize("backend", ["onnxruntime", "executorch"])
 def test_every_network_runs_or_fails_named(run_cli, tmp_path, backend):
     result = run_cli("-m", f"model={','.join(NETWORKS)}", f"backend={backend}", "protocol=quick",
                      "protocol.profile_iterations=0", timeout=3000)
