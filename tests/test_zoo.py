@@ -25,7 +25,7 @@ def test_the_zoo_is_the_papers_26_networks():
     assert len(NETWORKS) == 26
 
 
-@pytest.mark.zoo  # onnxruntime about 8 minutes here, executorch about 28 (NASNet lowers slowly)
+@pytest.mark.zoo  # onnxruntime 6 to 8 minutes here, executorch 18 to 28 (NASNet lowers slowly)
 @pytest.mark.parametrize("backend", ["onnxruntime", "executorch"])
 def test_every_network_runs_or_fails_named(run_cli, tmp_path, backend):
     result = run_cli("-m", f"model={','.join(NETWORKS)}", f"backend={backend}", "protocol=quick",
