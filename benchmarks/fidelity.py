@@ -2,10 +2,11 @@
 
     python benchmarks/fidelity.py [--output DIR] [--repeats 5]
 
-1. fidelity: embench's median latency / torch.utils.benchmark's blocked_autorange median (torch
-   eager), / OpenVINO benchmark_app's median (same converted model, static shape, latency hint,
-   sync API), / a bare ONNX Runtime `session.run` and ExecuTorch `method.execute` loop on the same
-   session or method timed by torch.utils.benchmark, each pair in alternating rounds;
+1. fidelity: embench's mean time per call / torch.utils.benchmark's blocked_autorange mean (torch
+   eager, and a bare ONNX Runtime `run_with_iobinding` and ExecuTorch `method.execute` loop on the
+   same session or method); embench's median latency / OpenVINO benchmark_app's median (same
+   converted model, static shape, latency hint, sync API); each pair in paired rounds (A-B, then B-A),
+   the ratio being the median of the rounds' own ratios;
 2. repeatability: one point in N separate processes, spread of the N medians (max/min - 1), for
    embench's CLI and for the reference timer measured the same way;
 3. harness overhead: the timed loop around a no-op and around a 1 ms busy-wait, in microseconds;
@@ -19,6 +20,7 @@ import csv
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -40,7 +42,7 @@ from embench.stats import summarize  # noqa: E402
 
 LATENCY = StopRule.from_protocol(OmegaConf.load(REPO / "conf" / "protocol" / "latency.yaml"))
 RUNTIME_POINTS = [("resnet18", 1), ("resnet50", 1), ("mobilenet_v2", 8)]
-RUNTIME_ROUNDS = 5  # ONNX Runtime's and ExecuTorch's rounds on this host swing ~10 %: more rounds, steadier medians
+RUNTIME_ROUNDS = 9  # ONNX Runtime's and ExecuTorch's rounds on this host swing ~10 %: more rounds, steadier medians
 TORCH_POINTS = [(model, batch) for model in ("resnet18", "mobilenet_v2", "resnet50") for batch in (1, 8)]
 SWEEP_12 = ["model=resnet18,mobilenet_v2,squeezenet1_1", "batch=1,2,4,8"]
 REFERENCE_SCRIPT = """
@@ -55,10 +57,13 @@ print(m.median * 1e3)
 """
 
 
-def row(section: str, point: str, embench: float, reference: float, unit: str, note: str = "") -> dict:
+def row(section: str, point: str, embench: float, reference: float, unit: str, note: str = "",
+        ratio: float | None = None) -> dict:
+    if ratio is None and reference:
+        ratio = embench / reference
     return {
         "section": section, "point": point, "embench": round(embench, 4), "reference": round(reference, 4),
-        "ratio": round(embench / reference, 4) if reference else "", "unit": unit, "note": note,
+        "ratio": round(ratio, 4) if ratio is not None else "", "unit": unit, "note": note,
     }
 
 
@@ -67,27 +72,44 @@ def _model(name: str) -> torch.nn.Module:
     return models.build_model(OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml"))
 
 
-def _embench_median_ms(prepared, sync) -> float:
-    return summarize(time_loop(prepared, sync, LATENCY).latencies_ns)["latency_median_ms"]
+def _embench_ms(prepared, sync, statistic: str = "latency_median_ms") -> float:
+    return summarize(time_loop(prepared, sync, LATENCY).latencies_ns)[statistic]
 
 
-def _alternating(embench, reference, rounds: int = 3) -> tuple[float, float, str]:
-    """Medians over rounds of A then B, so slow drift of a noisy host hits both alike."""
-    pairs = [(embench(), reference()) for _ in range(rounds)]
-    a, b = sorted(p[0] for p in pairs)[rounds // 2], sorted(p[1] for p in pairs)[rounds // 2]
-    return a, b, "rounds (embench, reference): " + ", ".join(f"({x:.2f}, {y:.2f})" for x, y in pairs)
+def _paired_round(embench, reference, reverse: bool) -> tuple[float, float]:
+    if reverse:
+        b = reference()
+        return embench(), b
+    return embench(), reference()
 
 
-def _versus_timer(prepared, device, statement: str, names: dict, rounds: int = 3) -> tuple[float, float, str]:
-    """embench's timed loop over `prepared` against torch.utils.benchmark timing `statement` bare."""
+def _alternating(embench, reference, rounds: int = 3) -> tuple[float, float, float, str]:
+    """Paired rounds in A-B, B-A order, so the drift of a noisy host hits both alike.
+
+    Returns both medians and the median of the rounds' own ratios, which cancels drift slower
+    than one round better than a ratio of the two medians does.
+    """
+    pairs = [_paired_round(embench, reference, reverse=i % 2 == 1) for i in range(rounds)]
+    a, b = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+    ratio = statistics.median(x / y for x, y in pairs)
+    return a, b, ratio, "rounds (embench, reference): " + ", ".join(f"({x:.2f}, {y:.2f})" for x, y in pairs)
+
+
+def _versus_timer(prepared, device, statement: str, names: dict, rounds: int = 3) -> tuple[float, float, float, str]:
+    """embench's timed loop over `prepared` against torch.utils.benchmark timing `statement` bare.
+
+    Both sides give their mean time per call: blocked_autorange's median is a median of block
+    means, which right-skewed latencies pull above a median of single calls.
+    """
     from torch.utils.benchmark import Timer
 
     timer = Timer(statement, globals=names, num_threads=device.threads)
-    return _alternating(
-        lambda: _embench_median_ms(prepared, device.sync),
-        lambda: timer.blocked_autorange(min_run_time=LATENCY.min_duration_s).median * 1e3,
+    embench_ms, reference_ms, ratio, note = _alternating(
+        lambda: _embench_ms(prepared, device.sync, "latency_mean_ms"),
+        lambda: timer.blocked_autorange(min_run_time=LATENCY.min_duration_s).mean * 1e3,
         rounds,
     )
+    return embench_ms, reference_ms, ratio, f"mean per call on both sides; {note}"
 
 
 def fidelity_torch(device) -> list[dict]:
@@ -96,8 +118,8 @@ def fidelity_torch(device) -> list[dict]:
         model, x = _model(name), torch.randn(batch, 3, 224, 224)
         with torch.inference_mode():
             prepared = TorchEager().prepare(model, x, device, name)
-            embench_ms, reference_ms, note = _versus_timer(prepared, device, "step()", {"step": prepared})
-        rows.append(row("fidelity", f"torch {name} b{batch}", embench_ms, reference_ms, "ms", f"vs torch.utils.benchmark blocked_autorange; {note}"))
+            embench_ms, reference_ms, ratio, note = _versus_timer(prepared, device, "step()", {"step": prepared})
+        rows.append(row("fidelity", f"torch {name} b{batch}", embench_ms, reference_ms, "ms", f"vs torch.utils.benchmark blocked_autorange; {note}", ratio=ratio))
     return rows
 
 
@@ -110,11 +132,11 @@ def fidelity_onnxruntime(device) -> list[dict]:
         model, x = _model(name), torch.randn(batch, 3, 224, 224)
         with torch.inference_mode():
             prepared = OnnxRuntime().prepare(model, x, device, f"fidelity-{name}")
-        embench_ms, reference_ms, note = _versus_timer(
+        embench_ms, reference_ms, ratio, note = _versus_timer(
             prepared, device, "session.run_with_iobinding(binding)",
             {"session": prepared.session, "binding": prepared.binding}, rounds=RUNTIME_ROUNDS)
         rows.append(row("fidelity", f"onnxruntime {name} b{batch}", embench_ms, reference_ms, "ms",
-                        f"vs a bare run_with_iobinding loop timed by torch.utils.benchmark; {note}"))
+                        f"vs a bare run_with_iobinding loop timed by torch.utils.benchmark; {note}", ratio=ratio))
     return rows
 
 
@@ -127,10 +149,10 @@ def fidelity_executorch(device) -> list[dict]:
         model, x = _model(name), torch.randn(batch, 3, 224, 224)
         with torch.inference_mode():
             prepared = ExecuTorch().prepare(model, x, device, f"fidelity-{name}")
-        embench_ms, reference_ms, note = _versus_timer(prepared, device, "method.execute([x])",
+        embench_ms, reference_ms, ratio, note = _versus_timer(prepared, device, "method.execute([x])",
                                                        {"method": prepared.method, "x": x}, rounds=RUNTIME_ROUNDS)
         rows.append(row("fidelity", f"executorch {name} b{batch}", embench_ms, reference_ms, "ms",
-                        f"vs a bare method.execute loop timed by torch.utils.benchmark; {note}"))
+                        f"vs a bare method.execute loop timed by torch.utils.benchmark; {note}", ratio=ratio))
     return rows
 
 
@@ -154,11 +176,11 @@ def fidelity_openvino(device) -> list[dict]:
         model, x = _model(name), torch.randn(batch, 3, 224, 224)
         prepared = OpenVINO().prepare(model, x, device, f"fidelity-{name}")
         xml = next(cache_dir("openvino").glob(f"*/fidelity-{name}.xml"))  # one IR per model, reshaped per batch
-        embench_ms, reference_ms, note = _alternating(
-            lambda: _embench_median_ms(prepared, device.sync),
+        embench_ms, reference_ms, ratio, note = _alternating(
+            lambda: _embench_ms(prepared, device.sync),
             lambda: _benchmark_app_median_ms(xml, prepared.config, list(x.shape)),
         )
-        rows.append(row("fidelity", f"openvino {name} b{batch}", embench_ms, reference_ms, "ms", f"vs benchmark_app, same config, sync API; {note}"))
+        rows.append(row("fidelity", f"openvino {name} b{batch}", embench_ms, reference_ms, "ms", f"vs benchmark_app, same config, sync API; {note}", ratio=ratio))
     return rows
 
 

@@ -200,20 +200,24 @@ def test_folders_that_become_unwritable_lose_no_measurement(tmp_path, mlflow_cli
             break
     [sweep_dir] = (tmp_path / "outputs" / "sweeps").iterdir()  # job folders are made when their results come back
     os.chmod(sweep_dir, 0o555)
+    stand_in = Path(tempfile.gettempdir(), "embench-unwritable", *sweep_dir.parts[1:])
     try:
         lines += proc.communicate(timeout=300)[0].splitlines(keepends=True)
+        os.chmod(sweep_dir, 0o755)
+        output = "".join(lines)
+        assert proc.returncode == 1, output
+        assert "Traceback" not in output
+        assert f"cannot write the sweep folder {sweep_dir}; job 0's files go to {stand_in}" in output
+        assert not list(sweep_dir.glob("*_squeezenet1_1_*"))
+        assert len(list(stand_in.glob("*_squeezenet1_1_*/result.json"))) == 2
+        runs = runs_of(mlflow_client)
+        kids = children(runs)
+        assert len(kids) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+        for kid in kids:
+            assert "result.json" in {a.path for a in mlflow_client.list_artifacts(kid.info.run_id)}
     finally:
         os.chmod(sweep_dir, 0o755)
-    output = "".join(lines)
-    assert proc.returncode == 1, output
-    assert "Traceback" not in output
-    assert f"cannot write the sweep folder {sweep_dir}; job 0's files go to" in output
-    assert not list(sweep_dir.glob("*_squeezenet1_1_*"))
-    runs = runs_of(mlflow_client)
-    kids = children(runs)
-    assert len(kids) == 2 and {r.info.status for r in runs} == {"FINISHED"}
-    for kid in kids:
-        assert "result.json" in {a.path for a in mlflow_client.list_artifacts(kid.info.run_id)}
+        shutil.rmtree(Path(tempfile.gettempdir(), "embench-unwritable", *tmp_path.parts[1:]), ignore_errors=True)
 
 
 @pytest.mark.slow
