@@ -77,6 +77,7 @@ def _embench_ms(prepared, sync, statistic: str = "latency_median_ms") -> float:
 
 
 def _paired_round(embench, reference, reverse: bool) -> tuple[float, float]:
+    """One (embench, reference) pair, the reference measured first when `reverse`."""
     if reverse:
         b = reference()
         return embench(), b

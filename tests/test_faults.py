@@ -50,6 +50,11 @@ def results(root: Path) -> list[dict]:
     return [json.loads(path.read_text()) for path in sorted(root.glob("**/result.json"))]
 
 
+def stand_in_of(folder: Path) -> Path:
+    """Where embench keeps what it cannot write into `folder`: its whole path under the temp folder."""
+    return Path(tempfile.gettempdir(), "embench-unwritable", *folder.parts[1:])
+
+
 def assert_nothing_lost(client, root: Path) -> list:
     """Every run is closed, and every result.json on disk is a whole run in the store."""
     runs = runs_of(client)
@@ -200,10 +205,9 @@ def test_folders_that_become_unwritable_lose_no_measurement(tmp_path, mlflow_cli
             break
     [sweep_dir] = (tmp_path / "outputs" / "sweeps").iterdir()  # job folders are made when their results come back
     os.chmod(sweep_dir, 0o555)
-    stand_in = Path(tempfile.gettempdir(), "embench-unwritable", *sweep_dir.parts[1:])
+    stand_in = stand_in_of(sweep_dir)
     try:
         lines += proc.communicate(timeout=300)[0].splitlines(keepends=True)
-        os.chmod(sweep_dir, 0o755)
         output = "".join(lines)
         assert proc.returncode == 1, output
         assert "Traceback" not in output
@@ -217,7 +221,7 @@ def test_folders_that_become_unwritable_lose_no_measurement(tmp_path, mlflow_cli
             assert "result.json" in {a.path for a in mlflow_client.list_artifacts(kid.info.run_id)}
     finally:
         os.chmod(sweep_dir, 0o755)
-        shutil.rmtree(Path(tempfile.gettempdir(), "embench-unwritable", *tmp_path.parts[1:]), ignore_errors=True)
+        shutil.rmtree(stand_in_of(tmp_path), ignore_errors=True)
 
 
 @pytest.mark.slow
@@ -254,7 +258,7 @@ def test_a_job_folder_on_a_full_disk_loses_no_measurement(tmp_path, mlflow_clien
     (job_dir / ".hydra").mkdir(parents=True)
     for name in (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "result.json"):
         (job_dir / name).symlink_to("/dev/full")
-    stand_in = Path(tempfile.gettempdir(), "embench-unwritable", *job_dir.parts[1:])
+    stand_in = stand_in_of(job_dir)
     try:
         cli = Cli(tmp_path, "-m", "model=squeezenet1_1", "batch=1,2", f"hydra.sweep.dir={sweep_dir}", *QUICK)
         assert cli.finish() == 1, cli.output
@@ -265,7 +269,7 @@ def test_a_job_folder_on_a_full_disk_loses_no_measurement(tmp_path, mlflow_clien
         runs = runs_of(mlflow_client)
         assert len(children(runs)) == 2 and {r.info.status for r in runs} == {"FINISHED"}
     finally:
-        shutil.rmtree(Path(tempfile.gettempdir(), "embench-unwritable", *tmp_path.parts[1:]), ignore_errors=True)
+        shutil.rmtree(stand_in_of(tmp_path), ignore_errors=True)
 
 
 def _on_a_full_disk(folder: Path, *command: str) -> list[str]:
@@ -300,7 +304,7 @@ def test_a_full_disk_loses_no_measurement_and_names_what_it_could_not_write(tmp_
         assert "result.json" in {a.path for a in mlflow_client.list_artifacts(kids["torch"].info.run_id)}
         assert "not cached" in kids["torch"].data.tags["peak_source"]  # the measured peak GEMM, used all the same
     finally:
-        shutil.rmtree(Path(tempfile.gettempdir(), "embench-unwritable", *disk.parts[1:]), ignore_errors=True)
+        shutil.rmtree(stand_in_of(tmp_path), ignore_errors=True)
 
 
 def test_a_run_folder_on_a_full_disk_is_one_line_before_anything_is_measured(tmp_path, mlflow_client):
