@@ -42,7 +42,7 @@ from embench.stats import summarize  # noqa: E402
 
 LATENCY = StopRule.from_protocol(OmegaConf.load(REPO / "conf" / "protocol" / "latency.yaml"))
 RUNTIME_POINTS = [("resnet18", 1), ("resnet50", 1), ("mobilenet_v2", 8)]
-RUNTIME_ROUNDS = 9  # ONNX Runtime's and ExecuTorch's rounds on this host swing ~10 %: more rounds, steadier medians
+RUNTIME_ROUNDS = 9  # ONNX Runtime's and ExecuTorch's rounds on this host swing ~10 %: more rounds, a steadier median ratio
 TORCH_POINTS = [(model, batch) for model in ("resnet18", "mobilenet_v2", "resnet50") for batch in (1, 8)]
 SWEEP_12 = ["model=resnet18,mobilenet_v2,squeezenet1_1", "batch=1,2,4,8"]
 REFERENCE_SCRIPT = """
@@ -57,14 +57,17 @@ print(m.median * 1e3)
 """
 
 
-def row(section: str, point: str, embench: float, reference: float, unit: str, note: str = "",
-        ratio: float | None = None) -> dict:
-    if ratio is None and reference:
-        ratio = embench / reference
+def row(section: str, point: str, embench: float, reference: float, unit: str, note: str = "") -> dict:
     return {
         "section": section, "point": point, "embench": round(embench, 4), "reference": round(reference, 4),
-        "ratio": round(ratio, 4) if ratio is not None else "", "unit": unit, "note": note,
+        "ratio": round(embench / reference, 4) if reference else "", "unit": unit, "note": note,
     }
+
+
+def fidelity_row(point: str, reference_name: str, compared: tuple[float, float, float, str]) -> dict:
+    """A fidelity row from `_alternating`'s answer: its ratio is the median of the rounds' ratios."""
+    embench_ms, reference_ms, ratio, note = compared
+    return row("fidelity", point, embench_ms, reference_ms, "ms", f"vs {reference_name}; {note}") | {"ratio": round(ratio, 4)}
 
 
 def _model(name: str) -> torch.nn.Module:
@@ -119,8 +122,8 @@ def fidelity_torch(device) -> list[dict]:
         model, x = _model(name), torch.randn(batch, 3, 224, 224)
         with torch.inference_mode():
             prepared = TorchEager().prepare(model, x, device, name)
-            embench_ms, reference_ms, ratio, note = _versus_timer(prepared, device, "step()", {"step": prepared})
-        rows.append(row("fidelity", f"torch {name} b{batch}", embench_ms, reference_ms, "ms", f"vs torch.utils.benchmark blocked_autorange; {note}", ratio=ratio))
+            compared = _versus_timer(prepared, device, "step()", {"step": prepared})
+        rows.append(fidelity_row(f"torch {name} b{batch}", "torch.utils.benchmark blocked_autorange", compared))
     return rows
 
 
@@ -133,11 +136,10 @@ def fidelity_onnxruntime(device) -> list[dict]:
         model, x = _model(name), torch.randn(batch, 3, 224, 224)
         with torch.inference_mode():
             prepared = OnnxRuntime().prepare(model, x, device, f"fidelity-{name}")
-        embench_ms, reference_ms, ratio, note = _versus_timer(
-            prepared, device, "session.run_with_iobinding(binding)",
-            {"session": prepared.session, "binding": prepared.binding}, rounds=RUNTIME_ROUNDS)
-        rows.append(row("fidelity", f"onnxruntime {name} b{batch}", embench_ms, reference_ms, "ms",
-                        f"vs a bare run_with_iobinding loop timed by torch.utils.benchmark; {note}", ratio=ratio))
+        compared = _versus_timer(prepared, device, "session.run_with_iobinding(binding)",
+                                 {"session": prepared.session, "binding": prepared.binding}, rounds=RUNTIME_ROUNDS)
+        rows.append(fidelity_row(f"onnxruntime {name} b{batch}",
+                                 "a bare run_with_iobinding loop timed by torch.utils.benchmark", compared))
     return rows
 
 
@@ -150,10 +152,10 @@ def fidelity_executorch(device) -> list[dict]:
         model, x = _model(name), torch.randn(batch, 3, 224, 224)
         with torch.inference_mode():
             prepared = ExecuTorch().prepare(model, x, device, f"fidelity-{name}")
-        embench_ms, reference_ms, ratio, note = _versus_timer(prepared, device, "method.execute([x])",
-                                                       {"method": prepared.method, "x": x}, rounds=RUNTIME_ROUNDS)
-        rows.append(row("fidelity", f"executorch {name} b{batch}", embench_ms, reference_ms, "ms",
-                        f"vs a bare method.execute loop timed by torch.utils.benchmark; {note}", ratio=ratio))
+        compared = _versus_timer(prepared, device, "method.execute([x])",
+                                 {"method": prepared.method, "x": x}, rounds=RUNTIME_ROUNDS)
+        rows.append(fidelity_row(f"executorch {name} b{batch}",
+                                 "a bare method.execute loop timed by torch.utils.benchmark", compared))
     return rows
 
 
@@ -177,11 +179,11 @@ def fidelity_openvino(device) -> list[dict]:
         model, x = _model(name), torch.randn(batch, 3, 224, 224)
         prepared = OpenVINO().prepare(model, x, device, f"fidelity-{name}")
         xml = next(cache_dir("openvino").glob(f"*/fidelity-{name}.xml"))  # one IR per model, reshaped per batch
-        embench_ms, reference_ms, ratio, note = _alternating(
+        compared = _alternating(
             lambda: _embench_ms(prepared, device.sync),
             lambda: _benchmark_app_median_ms(xml, prepared.config, list(x.shape)),
         )
-        rows.append(row("fidelity", f"openvino {name} b{batch}", embench_ms, reference_ms, "ms", f"vs benchmark_app, same config, sync API; {note}", ratio=ratio))
+        rows.append(fidelity_row(f"openvino {name} b{batch}", "benchmark_app, same config, sync API", compared))
     return rows
 
 
