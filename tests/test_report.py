@@ -122,16 +122,46 @@ def test_figure_data(report):
     assert (fig4["pct_convolution"] > 20).all()  # these are convolutional networks
 
 
-def test_pareto_front_is_the_non_dominated_set(report):
+def test_figure3_has_every_network_at_batch_1_with_its_reference_accuracy(report):
     folder, _ = report
     fig3 = csv(folder, "fig3_accuracy_vs_speed")
     assert set(fig3["model"]) == MODELS and fig3["top1_pct"].between(50, 80).all()
-    for _, row in fig3.iterrows():
-        others = fig3[fig3["model"] != row["model"]]
-        dominated = ((others["throughput_ips"] >= row["throughput_ips"]) & (others["top1_pct"] >= row["top1_pct"])).any()
-        assert row["pareto"] == (not dominated), row["model"]
     members = csv(folder, "pareto_front").iloc[0]["Pareto front (fastest first)"].split(", ")
-    assert set(members) == set(fig3.loc[fig3["pareto"], "model"])
+    assert set(members) == set(fig3.loc[fig3["pareto"], "model"]) and members
+
+
+# per network: inferences/s at batch 1 on torch and on openvino, top-1 (%); no two share a speed or an accuracy
+PARETO_RUNS = {"net_fast": (1000.0, 900.0, 50.0), "net_mid": (500.0, 500.0, 70.0), "net_shadowed": (400.0, 600.0, 60.0),
+               "net_accurate": (100.0, 120.0, 80.0), "net_worst": (50.0, 60.0, 40.0)}
+# by construction: on torch net_mid is both faster and more accurate than net_shadowed, which on openvino is faster
+# than net_mid; net_worst is slower and less accurate than every other network on both
+PARETO_FRONTS = {"cpu/openvino": "net_fast, net_shadowed, net_mid, net_accurate",
+                 "cpu/torch": "net_fast, net_mid, net_accurate"}
+
+
+def test_pareto_front_of_hand_built_runs_is_the_one_built(tmp_path):
+    from mlflow.entities import Metric, Param
+
+    from embench.report.build import build
+    from embench.report.load import Filters, load
+
+    mlflow = client(tmp_path)
+    experiment = mlflow.create_experiment("e")
+    for model, (torch_ips, openvino_ips, top1) in PARETO_RUNS.items():
+        for backend, ips in (("torch", torch_ips), ("openvino", openvino_ips)):
+            run_id = mlflow.create_run(experiment).info.run_id
+            params = {"model": model, "platform": "cpu", "backend": backend, "batch": "1", "model.year": "2016",
+                      "model.accuracy.top1": str(top1), "scenario.name": "single_stream"}
+            metrics = {"throughput_ips": ips, "latency_median_ms": 1e3 / ips, "flops": 2e8, "macs": 1e8, "params": 1e6}
+            mlflow.log_batch(run_id, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()],
+                             params=[Param(k, v) for k, v in params.items()])
+            mlflow.set_terminated(run_id)
+    build(load(f"sqlite:///{tmp_path / 'mlflow.db'}", "e", Filters()), tmp_path / "report")
+    fronts = csv(tmp_path / "report", "pareto_front").set_index("label")["Pareto front (fastest first)"]
+    assert fronts.to_dict() == PARETO_FRONTS
+    fig3 = csv(tmp_path / "report", "fig3_accuracy_vs_speed")
+    on_front = fig3[fig3["pareto"]].groupby("label")["model"].apply(set).to_dict()
+    assert on_front == {label: set(models.split(", ")) for label, models in PARETO_FRONTS.items()}
 
 
 def test_failed_runs_are_listed_and_the_largest_batch_is_found(report):
@@ -280,15 +310,15 @@ def test_help_is_fast_and_documents_the_filters(tmp_path):
 
 @pytest.mark.slow
 def test_runs_that_differ_in_a_setting_are_separate_points(tmp_path):
-    """precision=f32,bf16 on one platform/backend: two labels, two curves, and the median folds neither into the
+    """precision=fp32,bf16 on one platform/backend: two labels, two curves, and the median folds neither into the
     other."""
-    sweep = run(tmp_path, "embench", "-m", "backend=openvino", "backend.runtime.precision=f32,bf16",
+    sweep = run(tmp_path, "embench", "-m", "backend=torch", "backend.runtime.precision=fp32,bf16",
                 "model=squeezenet1_1", "batch=1,2", *FAST)
     assert sweep.returncode == 0, sweep.stdout + sweep.stderr
     proc = report_cli(tmp_path, "--output", "report", "--aggregate", "median", "--no-log-to-mlflow")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     folder = tmp_path / "report"
-    labels = {"cpu/openvino precision=bf16", "cpu/openvino precision=f32"}
+    labels = {"cpu/torch precision=bf16", "cpu/torch precision=fp32"}
     runs, points = csv(folder, "runs"), csv(folder, "points")
     assert set(points["label"]) == labels and len(points) == 4 and (points["runs"] == 1).all()
     for _, point in points.iterrows():  # each point is its own run, not a median over both precisions
@@ -320,11 +350,11 @@ def test_labels_name_only_the_settings_that_differ():
                  "platform.strict": "false", "platform.specs.tdp_w": "65", "protocol.unstable_cv": "0.2"},
         torch | {"model": "alexnet", "platform.threads": None},  # an older run that did not log the setting
         openvino | {"model": "alexnet", "backend.runtime.precision": "bf16"},
-        openvino | {"model": "alexnet", "backend.runtime.precision": "f32"},
+        openvino | {"model": "alexnet", "backend.runtime.precision": "fp32"},
     ])
     runs, _ = tidy(raw)
     assert _labels(runs, raw).tolist() == ["cpu/torch threads=1", "cpu/torch threads=1", "cpu/torch threads=?",
-                                           "cpu/openvino precision=bf16", "cpu/openvino precision=f32"]
+                                           "cpu/openvino precision=bf16", "cpu/openvino precision=fp32"]
     compile_ = torch | {"model": "alexnet", "backend": "torch_compile", "backend.name": "torch_compile"}
     raw = _raw([compile_ | {"backend.runtime.mode": "default", "protocol.mode": "latency"},
                 compile_ | {"backend.runtime.mode": "max-autotune", "protocol.mode": "throughput"}])

@@ -1,5 +1,6 @@
 """embench.report on LoadGen scenario runs with known figures: the latency-against-load figure of the server
-scenario (a max-QPS search's probes included), the co-location table, and runs that lack the usual metrics."""
+scenario (a max-QPS search's probes included), the co-location table, runs that lack the usual metrics, and a real
+sweep of every scenario on a backend of known step time, whose figures each plot only what their axes name."""
 
 import subprocess
 import sys
@@ -148,3 +149,68 @@ def test_each_output_only_when_its_runs_are_selected(store, model, figure, table
     assert (folder / "colocation.csv").exists() == table
     page = (folder / "report.html").read_text()
     assert ("Figure 6" in page) == figure and ("Co-located networks" in page) == table
+
+
+STEP_MS = 10.0  # the synthetic backend's every step: one worker serves at most 100 samples/s
+OFFLINE_WORKERS = 2  # offline's two workers: at most 200 samples/s, and 1000 / 200 = 5 ms, which is no call's latency
+PLUGINS = f"{Path(__file__).parent.parent}:{Path(__file__).parent / 'plugins'}"
+# scenario configs of short LoadGen tests: name -> YAML (a max-QPS search of two probes; 2-sample multi-stream queries)
+SHORT_SCENARIOS = {
+    "search": "name: server\ntarget_qps: 10.0\nlatency_bound_ms: 50.0\nworkers: 1\nmin_query_count: 50\n"
+              "find_max_qps: true\nsearch_runs: 2\n",
+    "multi": "name: multi_stream\nsamples_per_query: 2\nworkers: 1\nmin_query_count: 40\n",
+    "offline_two": f"name: offline\nworkers: {OFFLINE_WORKERS}\nmin_query_count: 100\n",
+}
+
+
+@pytest.fixture(scope="module")
+def scenarios_report(tmp_path_factory) -> Path:
+    """A real sweep of a backend whose every step takes STEP_MS under single stream, a max-QPS search, multi-stream
+    and offline; then the report CLI over it (in this process: no interpreter start-up)."""
+    from embench.report.cli import main
+
+    root = tmp_path_factory.mktemp("every_scenario")
+    conf = root / "my_conf"
+    (conf / "backend").mkdir(parents=True)
+    (conf / "scenario").mkdir()
+    (conf / "backend" / "fixed_step.yaml").write_text(
+        f"name: fixed_step\nruntime:\n  _target_: fixed_step_backend.FixedStep\n  step_ms: {STEP_MS}\n")
+    for name, text in SHORT_SCENARIOS.items():
+        (conf / "scenario" / f"{name}.yaml").write_text(text)
+    env = cli_env(root, PYTHONPATH=PLUGINS)
+    sweep = subprocess.run([sys.executable, "-m", "embench", "-m", "--config-dir", str(conf), "backend=fixed_step",
+                            "model=squeezenet1_1", "protocol=quick", "protocol.profile_iterations=0",
+                            "protocol.max_duration_s=2",  # room for the search's second probe: 50 queries at ~50 QPS
+                            f"scenario=single_stream,{','.join(SHORT_SCENARIOS)}"],
+                           cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert sweep.returncode == 0, sweep.stdout + sweep.stderr
+    main(["--tracking-uri", f"sqlite:///{root / 'mlflow.db'}", "--experiment", "embench", "--output",
+          str(root / "report"), "--no-log-to-mlflow"])
+    return root / "report"
+
+
+def _scenarios(labels: pd.Series) -> list[str]:
+    """The scenario each label names (several scenarios are selected, so every label names one)."""
+    return list(labels.str.extract(r" · (single_stream|server|multi_stream|offline)")[0])
+
+
+def test_each_figure_plots_only_what_its_axis_names(scenarios_report):
+    """Figure 1's axis is a call's latency: single stream only, at the known step. Figures 2, 3 and 5 are rates the
+    device sustained: single stream and offline (at its two workers' known capacity), never a server's offered rate
+    nor multi-stream's. Every probe of the search is in Figure 6 only."""
+    folder = scenarios_report
+    fig1 = csv(folder, "fig1_runtime_vs_flops")
+    assert _scenarios(fig1["label"]) == ["single_stream"], fig1[["label", "time_per_call_ms"]]
+    [latency] = fig1["time_per_call_ms"]
+    assert STEP_MS <= latency < 1.5 * STEP_MS  # a step, and a hand-off of a fraction of a millisecond
+    for name in ("fig2_throughput_vs_batch", "fig3_accuracy_vs_speed", "fig5_achieved_gflops"):
+        assert sorted(_scenarios(csv(folder, name)["label"])) == ["offline", "single_stream"], name
+    fig2 = csv(folder, "fig2_throughput_vs_batch")
+    rate = dict(zip(_scenarios(fig2["label"]), fig2["throughput_ips"]))
+    assert 0.7 * 1e3 / STEP_MS < rate["single_stream"] <= 1e3 / STEP_MS
+    assert 0.7 * OFFLINE_WORKERS * 1e3 / STEP_MS < rate["offline"] <= OFFLINE_WORKERS * 1e3 / STEP_MS
+    assert set(csv(folder, "best_batch")["label"]) == set(fig2["label"])  # the stars of Figure 2
+    probes = csv(folder, LOAD_FIGURE)
+    assert len(probes) == 2 and probes["offered_qps"].nunique() == 2  # the search's two probes, at their rates
+    page = (folder / "report.html").read_text()  # the captions and the summary say what was left out
+    assert "Left out: 1 multi_stream, 1 offline, 3 server point(s)" in page and "left out of Figures 1" in page

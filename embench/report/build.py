@@ -7,7 +7,7 @@ from embench.report.html import Table, render
 from embench.report.load import Selection, time_statistic
 
 REPORT_FILE = "report.html"
-_POINT_COLUMNS = ["label", "model", "batch", "runs", "platform", "backend", "protocol", "protocol_mode",
+_POINT_COLUMNS = ["label", "model", "batch", "runs", "platform", "backend", "protocol", "scenario", "protocol_mode",
                   "protocol_headline", "device_name", "run_id"]
 
 
@@ -16,7 +16,8 @@ def _tables(sel: Selection, fig3, fig4) -> dict[str, Table]:
     labels = sel.points["label"].nunique()
     speed_note = ("Inferences/s of the faster platform/backend ÷ the baseline's, at the same model and batch; "
                   "range and geometric mean per pair, at batch 1, over every batch both ran, and at each side's "
-                  "best batch per model; efficiency: inferences per joule where measured, else per TDP watt")
+                  "best batch per model; efficiency: inferences per joule where measured, else per TDP watt; "
+                  "single-stream and offline points only (a server run's inferences/s is the load it was offered)")
     if labels < 2:
         speed_note += (". Only one platform/backend is selected, so there is nothing to compare: sweep several, "
                        "e.g. `python -m embench -m experiment=embench2019 platform=cpu,cuda`")

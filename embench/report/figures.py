@@ -16,13 +16,17 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import LogFormatter, LogLocator, NullFormatter, ScalarFormatter  # noqa: E402
 
-from embench.report.load import Selection, time_statistic  # noqa: E402
-from embench.report.tables import pareto_front, profiled_points  # noqa: E402
+from embench.report.load import SUSTAINED, TIMED, Selection, in_scenarios, time_statistic  # noqa: E402
+from embench.report.tables import pareto_front, profiled_points, sustained  # noqa: E402
 
 PANEL_W, PANEL_H, DPI = 4.6, 3.5, 100
 NAME_ALL = 12  # Figure 3 names every network up to this many per panel, else only the Pareto front
 _MARKERS = "osD^vP*X<>hp8d"
 _UNSTABLE = dict(facecolors="none", edgecolors="red", linewidths=1.2, s=90, zorder=4)
+# why a figure leaves out the points of other scenarios: one for time per call, one for inferences/s
+NO_CALL_TIME = "their queries queue or overlap, so no call is timed on its own"
+NO_RATE = ("a server run's inferences/s is the load LoadGen offered, and multi-stream's measure is its query "
+           "latency, not a rate the device kept up")
 
 
 @dataclass
@@ -84,6 +88,21 @@ def _per_point(sel: Selection) -> str:
     return {"latest": " Each point is the latest successful run of its configuration (label, model, batch).",
             "median": " Each point is the median over the successful runs of its configuration (label, model, "
                       "batch; how many in the CSV's runs column)."}[sel.aggregate]
+
+
+def left_out(sel: Selection, kept: tuple[str, ...], why: str) -> str:
+    """For a caption: the successful points of other scenarios than `kept`, which the figure leaves out, and why."""
+    points = sel.points
+    out = points[~in_scenarios(points, kept)]
+    if out.empty:
+        return ""
+    counts = out["scenario"].value_counts().sort_index()
+    listed = ", ".join(f"{n} {scenario}" for scenario, n in counts.items())
+    probes = int(out["parent_run_id"].isin(sel.runs["run_id"]).sum())  # runs nested in a selected run
+    searches = int(out["run_id"].isin(sel.runs["parent_run_id"]).sum())
+    searched = f" ({searches} max-QPS search run(s) and {probes} of their probes among them)" if probes else ""
+    server = "; the server runs are in Figure 6" if "server" in counts else ""
+    return f" Left out: {listed} point(s){searched}, as {why}{server}; every point is in points.csv."
 
 
 def _placeholder(name: str, title: str, reason: str) -> Figure:
@@ -160,16 +179,16 @@ def runtime_vs_flops(sel: Selection) -> Figure:
                "the call computes, for every model and batch size (one line per model, batch growing to the "
                "right); log axes. Networks with similar FLOPs can differ widely in time, and batching amortises "
                "until the device is saturated. Red rings: runs tagged unstable (CV above protocol.unstable_cv) or "
-               "measured on a busy host." + _per_point(sel))
+               "measured on a busy host." + _per_point(sel) + left_out(sel, TIMED, NO_CALL_TIME))
     return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch"]))
 
 
 def throughput_vs_batch(sel: Selection) -> Figure:
     """Figure 2: inferences/s against batch size, one panel per platform/backend, best batch starred."""
     name, title = "fig2_throughput_vs_batch", "Figure 2: throughput against batch size"
-    pts = sel.points.dropna(subset=["throughput_ips"])
+    pts = sustained(sel)
     if pts.empty:
-        return _placeholder(name, title, "no successful run with a throughput")
+        return _placeholder(name, title, "no successful single-stream or offline run with a throughput")
     data = pts[["label", "model", "batch", "throughput_ips", "time_per_call_ms", "unstable", "host_busy", "runs"]].copy()
     best = data.groupby(["label", "model"])["throughput_ips"].idxmax()
     data["best_batch"] = data.index.isin(best.values)
@@ -191,9 +210,10 @@ def throughput_vs_batch(sel: Selection) -> Figure:
     star = Line2D([], [], ls="", marker="*", markersize=12, color="grey", markeredgecolor="black", label="best batch")
     _model_legend(fig, styles, models, [star, _unstable_handle()])
     caption = ("Inferences per second (batch × timed iterations ÷ wall time of the timed loop, in either protocol "
-               "mode) as the batch grows, one panel per platform/backend; the star marks each curve's best batch "
+               "mode; for offline runs, LoadGen's samples/s × batch) as the batch grows, one panel per "
+               "platform/backend; the star marks each curve's best batch "
                "size (table below). Where a curve stops, the next batch failed or was not run (see the largest "
-               "batch table)." + _per_point(sel))
+               "batch table)." + _per_point(sel) + left_out(sel, SUSTAINED, NO_RATE))
     return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch"]))
 
 
@@ -204,7 +224,8 @@ def _accuracy(points: pd.DataFrame) -> pd.Series:
 def accuracy_vs_speed(sel: Selection) -> Figure:
     """Figure 3: top-1 against inferences/s at batch 1, Pareto front drawn; size FLOPs, colour params."""
     name, title = "fig3_accuracy_vs_speed", "Figure 3: accuracy against inferences per second (batch 1)"
-    pts = sel.points[sel.points["batch"] == 1].assign(top1_pct=lambda d: _accuracy(d))
+    pts = sustained(sel)
+    pts = pts[pts["batch"] == 1].assign(top1_pct=lambda d: _accuracy(d))
     pts = pts.dropna(subset=["throughput_ips", "top1_pct", "macs", "params"])
     pts = pts[pts["macs"] > 0]
     if pts.empty:
@@ -252,7 +273,7 @@ def accuracy_vs_speed(sel: Selection) -> Figure:
                "parameters. The dashed line joins the Pareto front "
                "(no other network is both faster and more accurate); its members are named in red and listed below "
                f"(with more than {NAME_ALL} networks in a panel only they are named; the CSV has every point)."
-               + _per_point(sel))
+               + _per_point(sel) + left_out(sel, SUSTAINED, NO_RATE))
     return Figure(name, title, caption, fig, data.sort_values(["label", "throughput_ips"], ascending=[True, False]))
 
 
@@ -290,7 +311,7 @@ def layer_time(sel: Selection) -> Figure:
                "at batch 1 where it was profiled, else the smallest profiled batch. Right of each bar: how much of "
                f"the end-to-end time per call ({time_statistic(data)[1]}) the summed op times account for (profile "
                "coverage); the rest is framework overhead between ops (profiler overhead can push it above 100%)."
-               + against_median(data, "profile coverage") + _per_point(sel))
+               + against_median(data, "profile coverage") + _per_point(sel) + left_out(sel, TIMED, NO_CALL_TIME))
     return Figure(name, title, caption, fig, data)
 
 
@@ -312,7 +333,8 @@ def _achieved(points: pd.DataFrame) -> pd.Series:
 def achieved_gflops(sel: Selection) -> Figure:
     """How well each network uses the device: achieved GFLOP/s against batch size, with the peak where known."""
     name, title = "fig5_achieved_gflops", "Figure 5: achieved GFLOP/s against batch size"
-    pts = sel.points.assign(achieved_gflops=_achieved(sel.points)).dropna(subset=["achieved_gflops"])
+    pts = sustained(sel)
+    pts = pts.assign(achieved_gflops=_achieved(pts)).dropna(subset=["achieved_gflops"])
     if pts.empty:
         return _placeholder(name, title, "no successful run with achieved GFLOP/s")
     data = pts[["label", "model", "batch", "protocol_mode", "achieved_gflops", "peak_gflops"]].copy()
@@ -332,11 +354,13 @@ def achieved_gflops(sel: Selection) -> Figure:
         ax.set_xlabel("batch size")
         ax.set_ylabel("achieved GFLOP/s (FLOPs × batch ÷ time)")
     _model_legend(fig, styles, models)
-    caption = (f"Achieved GFLOP/s (FLOPs per inference × batch ÷ time per call: {time_statistic(data)[1]}) as the "
+    caption = (f"Achieved GFLOP/s (FLOPs per inference × batch ÷ time per call: {time_statistic(data)[1]}; for "
+               "offline runs, FLOPs per inference × inferences/s) as the "
                "batch grows: how much of the device each network keeps busy. The dashed line is the platform's peak "
                "FP32 GFLOP/s where the platform config or the run reports one (pct_of_peak in the CSV); a measured "
                "peak (a large matrix product) can sit below what fast convolution algorithms such as Winograd "
-               "appear to achieve." + against_median(pts, "achieved_gflops") + _per_point(sel))
+               "appear to achieve." + against_median(pts, "achieved_gflops") + _per_point(sel)
+               + left_out(sel, SUSTAINED, NO_RATE))
     return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch"]))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from embench.report.figures import Figure
-from embench.report.load import Selection
+from embench.report.load import TIMED, Selection, in_scenarios
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #222; }
@@ -80,6 +80,25 @@ def _figure_html(figure: Figure, png: Path) -> str:
             f"<a href='{figure.name}.svg'>SVG</a>, <a href='{figure.name}.csv'>data (CSV)</a>.</figcaption></figure>")
 
 
+def _scenarios(points: pd.DataFrame) -> str:
+    """Which figures the points of each LoadGen scenario are in, and why; empty when every point is single stream."""
+    if in_scenarios(points, TIMED).all():
+        return ""
+    n = points["scenario"].fillna("single_stream").value_counts()
+    parts = [f"{n['single_stream']} single-stream point(s) in every figure"] if "single_stream" in n else []
+    if "offline" in n:
+        parts.append(f"{n['offline']} offline point(s) in Figures 2, 3 and 5 only, by their measured inferences/s "
+                     "(LoadGen's samples/s × batch), left out of Figures 1 and 4, as their samples overlap and no "
+                     "call is timed on its own")
+    loaded = [f"{n[name]} {name}" for name in ("server", "multi_stream") if name in n]
+    if loaded:
+        parts.append(f"{' and '.join(loaded)} point(s) left out of Figures 1–5, as their queries queue or overlap "
+                     "and a server run's inferences/s is the load LoadGen offered" + (
+                         ": server runs, every probe of a max-QPS search included, are in Figure 6 by their query "
+                         "latency" if "server" in n else ""))
+    return "; ".join(parts) + "; every point is in points.csv"
+
+
 def _summary(sel: Selection) -> str:
     runs = sel.runs
     status = runs["status"].value_counts()
@@ -104,11 +123,15 @@ def _summary(sel: Selection) -> str:
         ("Not data", ", ".join(f"{n} {what}" for what, n in sel.skipped.items()) + " skipped"),
         ("Conventions", "time per call = the median of the timed iterations' latency (the paper reported the "
                         "minimum; both are in points.csv), or for throughput-protocol runs, which time no single "
-                        "call, the wall time per batch; inferences/s = batch × timed iterations ÷ the timed loop's "
-                        "wall time; FLOPs = 2 × multiply-accumulates, per inference; accuracy = the reference "
+                        "call, the wall time per batch (single stream only); inferences/s = batch × timed "
+                        "iterations ÷ the timed loop's wall time (offline: LoadGen's samples/s × batch); FLOPs = "
+                        "2 × multiply-accumulates, per inference; accuracy = the reference "
                         "(published) ImageNet accuracy of each network; a label names every setting (run param) "
                         "that differs between its runs and others of the same platform/backend"),
     ]
+    scenarios = _scenarios(sel.points)
+    if scenarios:
+        items.append(("Scenarios", scenarios))
     rows = "\n".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in items)
     return f"<dl class='summary'>\n{rows}\n</dl>"
 

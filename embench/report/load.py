@@ -25,6 +25,9 @@ NOT_SETTINGS = ("platform.name", "backend.name", "protocol.name", "scenario.name
 # the server scenario's settings that choose the offered rate: runs that differ only in these lie on one load curve
 LOAD_AXIS = ("scenario.target_qps", "scenario.find_max_qps", "scenario.search_runs")
 MISSING = "?"  # a setting's value in a run that did not log it (an older run)
+# scenarios by what their runs measured (a run logged before scenarios existed ran single stream):
+TIMED = ("single_stream",)  # calls timed one at a time: a latency per call
+SUSTAINED = ("single_stream", "offline")  # inferences/s the device kept up, not a server's offered rate
 # settings that older runs did not log but always had: their value then, never MISSING
 IMPLIED = {"protocol.headline": "median"}
 _MLFLOW_STATUS = {"FINISHED": "ok", "FAILED": "failed", "KILLED": "killed", "RUNNING": "running", "SCHEDULED": "running"}
@@ -223,15 +226,21 @@ def tidy(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return runs, list(metrics.columns)
 
 
+def in_scenarios(runs: pd.DataFrame, scenarios: tuple[str, ...]) -> pd.Series:
+    """True for the runs of these scenarios; a run that logged no scenario ran single stream."""
+    return runs["scenario"].fillna("single_stream").isin(scenarios)
+
+
 def time_per_call(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.Series:
     """The time of one call: where calls were timed one by one, the protocol's headline latency (the median;
     the minimum, latency_min_ms, for protocol.headline=min, the paper's protocol); in throughput mode, or
     with several requests in flight, which time no single call, the wall time per batch (batch_time_ms;
-    batch ÷ inferences/s for runs that predate it)."""
+    batch ÷ inferences/s for runs that predate it). NaN under the server, multi-stream and offline
+    scenarios: their queries queue or overlap, and their rate is not one call's time."""
     per_batch = metrics["batch_time_ms"].fillna(1e3 * runs["batch"].astype(float) / metrics["throughput_ips"])
     latency = metrics["latency_min_ms"].where(runs["protocol_headline"].eq("min"), metrics["latency_median_ms"])
     one_by_one = runs["protocol_mode"].ne("throughput") & latency.notna()
-    return latency.where(one_by_one, per_batch)
+    return latency.where(one_by_one, per_batch).where(in_scenarios(runs, TIMED))
 
 
 MEDIAN = "median of the timed iterations' latency per call"

@@ -6,7 +6,7 @@ from itertools import combinations
 import pandas as pd
 from scipy.stats import gmean
 
-from embench.report.load import Selection
+from embench.report.load import SUSTAINED, TIMED, Selection, in_scenarios
 
 ERROR_CHARS = 160
 # co-location table column <- colocated.NAME.<key> (the threads tag, then metrics)
@@ -28,12 +28,20 @@ def pareto_front(points: pd.DataFrame, speed: str, accuracy: str) -> pd.Series:
     return on_front
 
 
+def sustained(sel: Selection) -> pd.DataFrame:
+    """The points with inferences/s the device kept up: single stream and offline, not a server's offered rate
+    nor multi-stream's back-to-back queries."""
+    points = sel.points.dropna(subset=["throughput_ips"])
+    return points[in_scenarios(points, SUSTAINED)]
+
+
 def profiled_points(sel: Selection) -> pd.DataFrame:
-    """Per platform and model, the profiled point at batch 1, else at the smallest profiled batch."""
+    """Per platform and model, the profiled point at batch 1, else at the smallest profiled batch; only points
+    with a time per call (single stream), which the profile's coverage is measured against."""
     pct = [f"profile_pct_{c}" for c in sel.categories]
     if not pct:
         return pd.DataFrame()
-    pts = sel.points.dropna(subset=pct, how="all").sort_values("batch")
+    pts = sel.points[in_scenarios(sel.points, TIMED)].dropna(subset=pct, how="all").sort_values("batch")
     pts = pts.groupby(["label", "model"]).head(1)
     columns = ["label", "model", "batch", "protocol_mode", "protocol_headline", *pct, "profile_total_ms", "profile_wall_ms",
                "time_per_call_ms", "profile_coverage", "runs"]
@@ -79,7 +87,7 @@ def platforms(sel: Selection) -> pd.DataFrame:
 
 def best_batch(sel: Selection) -> pd.DataFrame:
     """Per platform and model: the batch with the most inferences/s, and the gain over batch 1."""
-    pts = sel.points.dropna(subset=["throughput_ips"])
+    pts = sustained(sel)
     if pts.empty:
         return pd.DataFrame(columns=["label", "model", "best batch", "inferences/s", "at batch 1", "gain"])
     best = pts.loc[pts.groupby(["label", "model"])["throughput_ips"].idxmax()]
@@ -127,7 +135,7 @@ def speedups(sel: Selection) -> tuple[pd.DataFrame, pd.DataFrame]:
     batch, each side's best batch per model) the range and geometric mean, as the paper's
     "7x-50x, 15x on average". In each pair the faster side (by geometric mean) is named first.
     """
-    pts = sel.points.dropna(subset=["throughput_ips"]).assign(efficiency=lambda d: _efficiency(d))
+    pts = sustained(sel).assign(efficiency=lambda d: _efficiency(d))
     labels = sorted(pts["label"].unique())
     ips = pts.pivot_table(index=["model", "batch"], columns="label", values="throughput_ips")
     eff = pts.pivot_table(index=["model", "batch"], columns="label", values="efficiency")
