@@ -8,22 +8,38 @@ from embench.platform import Device
 POWERCAP = Path("/sys/class/powercap")
 
 
-def _rapl_packages(root: Path) -> list[Path]:
-    """The readable package-level RAPL domains (intel-rapl:0, intel-rapl:1, ...)."""
-    domains = []
-    for domain in sorted(root.glob("intel-rapl:*")):
-        if ":" in domain.name.split("intel-rapl:", 1)[1]:
-            continue  # a sub-domain (core, uncore, dram) of a package
+def _rapl_zones(root: Path) -> list[Path]:
+    """The readable top-level RAPL zones (intel-rapl:0, intel-rapl:1, ...); sub-zones (core, uncore, dram)
+    are inside their package."""
+    zones = []
+    for zone in sorted(root.glob("intel-rapl:*")):
+        if ":" in zone.name.split("intel-rapl:", 1)[1]:
+            continue
         try:
-            int((domain / "energy_uj").read_text())
-            domains.append(domain)
+            int((zone / "energy_uj").read_text())
+            zones.append(zone)
         except (OSError, ValueError):
             pass
-    return domains
+    return zones
+
+
+def _zone_name(zone: Path) -> str:
+    try:
+        return (zone / "name").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _rapl_domains(root: Path) -> list[Path]:
+    """The zones that count each joule once: `psys` (the whole platform, package included, on Intel client
+    machines) alone where present, else every package."""
+    zones = _rapl_zones(root)
+    psys = [zone for zone in zones if _zone_name(zone) == "psys"]
+    return psys or [zone for zone in zones if _zone_name(zone).startswith("package")]
 
 
 def rapl_joules(before: dict[Path, int]) -> float:
-    """Joules since `before` (from rapl_counters), over all packages, with counter wrap-around."""
+    """Joules since `before` (from rapl_counters), over its domains, with counter wrap-around."""
     total_uj = 0
     for domain, start in before.items():
         end = int((domain / "energy_uj").read_text())
@@ -34,7 +50,12 @@ def rapl_joules(before: dict[Path, int]) -> float:
 
 
 def rapl_counters(root: Path = POWERCAP) -> dict[Path, int]:
-    return {domain: int((domain / "energy_uj").read_text()) for domain in _rapl_packages(root)}
+    return {domain: int((domain / "energy_uj").read_text()) for domain in _rapl_domains(root)}
+
+
+def rapl_source(counters: dict[Path, int]) -> str:
+    """The energy_source tag: which RAPL domains were summed."""
+    return "rapl powercap: " + " + ".join(_zone_name(domain) for domain in counters)
 
 
 class EnergyMeter:
@@ -64,6 +85,6 @@ class EnergyMeter:
 
             self.joules, self.source = (energy_mj(self.device.torch_device.index or 0) - self._nvml_mj) / 1e3, "nvml energy counter"
         elif self._rapl:
-            self.joules, self.source = rapl_joules(self._rapl), "rapl powercap"
+            self.joules, self.source = rapl_joules(self._rapl), rapl_source(self._rapl)
         elif self.tdp_w:
             self.joules, self.source = self.tdp_w * seconds, "estimate: platform TDP x time"

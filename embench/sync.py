@@ -85,7 +85,7 @@ def sync(paths: list[Path], uri: str | None, experiment: str | None) -> tuple[in
         if target not in trackers:
             trackers[target] = Tracker(*target, http_max_retries=2, http_timeout_s=20)
             trackers[target].close_stale_runs()
-            known[target] = trackers[target].run_uids()
+            known[target] = trackers[target].whole_runs({result.run_uid for _, result in found})
         tracker = trackers[target]
         if result.run_uid in known[target]:
             present += 1

@@ -185,6 +185,33 @@ def test_two_sweeps_at_once_on_a_fresh_store_keep_apart(tmp_path, mlflow_client)
         assert len((folder / "sweep_summary.csv").read_text().splitlines()) == 3
 
 
+@pytest.mark.slow  # two sweeps and a sync: about 2.5 minutes on a busy 2-core host
+def test_sync_of_one_sweep_leaves_the_other_sweeps_runs_alone(tmp_path, mlflow_client):
+    """Two sweeps' runs each cut off while being logged (after their artifacts, before the tag that says they are
+    whole, as a kill there leaves them); `embench sync` of sweep B logs B's run again and leaves A's run alone."""
+    sweeps = {name: Cli(tmp_path, "-m", "model=squeezenet1_1", *QUICK, "protocol.profile_iterations=0",
+                        f"hydra.sweep.dir={tmp_path / name}") for name in ("A", "B")}
+    for cli in sweeps.values():
+        assert cli.finish() == 0, cli.output
+    cut_off = {}
+    for run in children(runs_of(mlflow_client)):
+        mlflow_client.delete_tag(run.info.run_id, "embench.logged")
+        mlflow_client.update_run(run.info.run_id, status="RUNNING")  # its process, now dead, never closed it
+        cut_off[run.data.tags["embench.run_uid"]] = run.info.run_id
+    uid_of = {name: next((tmp_path / name).glob("*/result.json")) for name in sweeps}
+    uid_of = {name: json.loads(path.read_text())["run_uid"] for name, path in uid_of.items()}
+
+    sync = subprocess.run([sys.executable, "-m", "embench", "sync", str(tmp_path / "B")], cwd=tmp_path,
+                          env=cli_env(tmp_path), capture_output=True, text=True)
+    assert sync.returncode == 0 and "1 run(s) logged" in sync.stdout, sync.stdout + sync.stderr
+    a_run = mlflow_client.get_run(cut_off[uid_of["A"]])
+    assert a_run.info.lifecycle_stage == "active", "sync of sweep B deleted sweep A's run"
+    assert a_run.info.status == "KILLED"  # closed as its dead owner's, kept for `embench sync A`
+    whole_b = [r for r in children(runs_of(mlflow_client)) if r.data.tags.get("embench.logged") == "true"]
+    assert [r.data.tags["embench.run_uid"] for r in whole_b] == [uid_of["B"]]
+    assert mlflow_client.get_run(cut_off[uid_of["B"]]).info.lifecycle_stage == "deleted"  # replaced by the whole one
+
+
 def _without_file_override(*command: str) -> list[str]:
     """Root, but unable to write where the permission bits say no (CI runs as root)."""
     return ["setpriv", "--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search",

@@ -51,3 +51,32 @@ def test_fp32_means_fp32_and_nvml_reads_the_gpu_torch_uses(run_cli, tmp_path):
     uuid = str(torch.cuda.get_device_properties(0).uuid)
     assert by_tf32["False"]["tags"]["gpu.uuid"].removeprefix("GPU-") == uuid.removeprefix("GPU-")
     assert by_tf32["False"]["metrics"]["profile_coverage"] < 1.2  # kernels counted twice gave about 2
+
+
+def test_device_memory_of_a_runtime_outside_torch_is_the_drivers_figure(run_cli, tmp_path):
+    """vgg16's 138 M FP32 weights (528 MiB) sit on the GPU under TensorRT or ONNX Runtime's CUDA provider, which
+    torch's allocator never sees: no torch peak is logged for them, and the driver's per-process figure holds at
+    least the weights (where NVML lists this process: not in a container's own PID namespace)."""
+    import importlib.util
+
+    backends = []
+    if importlib.util.find_spec("tensorrt"):
+        backends.append("tensorrt")
+    if importlib.util.find_spec("onnxruntime") and "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers():
+        backends.append("onnxruntime")
+    if not backends:
+        pytest.skip("neither TensorRT nor ONNX Runtime's CUDA provider is installed")
+    result = run_cli("-m", "platform=cuda", "model=vgg16", f"backend={','.join(backends)},torch", "protocol=quick",
+                     "protocol.profile_iterations=0")
+    assert result.returncode == 0, result.output
+    weights_mb = 138_357_544 * 4 / 2**20
+    for record in records(tmp_path):
+        metrics, source = record["metrics"], record["tags"]["device_memory_source"]
+        if record["params"]["backend"] == "torch":
+            assert metrics["peak_device_memory_mb"] >= weights_mb and source.startswith("peak: torch allocator")
+        else:
+            assert "peak_device_memory_mb" not in metrics and source.startswith("peak: none")
+        if "after loop: nvml" in source:
+            assert metrics["device_memory_after_loop_mb"] >= weights_mb
+        else:
+            assert "device_memory_after_loop_mb" not in metrics and "no process with this PID" in source
