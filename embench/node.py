@@ -26,6 +26,17 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _number(low: int, high: int | None = None):
+    """An argparse type: a whole number from `low` (to `high`), said in one line otherwise."""
+    def parse(text: str) -> int:
+        value = int(text) if text.lstrip("-").isdigit() else None
+        if value is None or value < low or high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not valid: a whole number from {low}"
+                                             f"{f' to {high}' if high is not None else ''}")
+        return value
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="embench node", description=__doc__.split("\n\n")[0],
                      epilog="Arguments after -- go to `ray start` as they are (e.g. -- --include-dashboard=false).")
@@ -33,9 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--address", help="the farm head's HOST:PORT, to join it")
     where.add_argument("--head", action="store_true", help="start the farm's head on this host")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the head's port (with --head; default {DEFAULT_PORT})")
+    parser.add_argument("--port", type=_number(1, 65535), default=DEFAULT_PORT,
+                        help=f"the head's port (with --head; default {DEFAULT_PORT})")
     parser.add_argument("--config-dir", help="a folder of your own config groups (as embench's --config-dir)")
-    parser.add_argument("--num-cpus", type=int, help="CPUs Ray may use here (default: all)")
+    parser.add_argument("--num-cpus", type=_number(0), help="CPUs Ray may use here (default: all)")
     return parser
 
 

@@ -87,3 +87,26 @@ def test_every_model_has_what_reports_need(compose_cfg, option):
     assert 2012 <= model.year <= 2018
     assert 0 < model.accuracy.top1 < model.accuracy.top5 < 100 and model.accuracy.source
     assert model.paper.flops_m > 0 and model.paper.params_m > 0
+
+
+def _numbers(node, prefix: str):
+    """(dotted key, value) of every number under a config node, bools aside."""
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from _numbers(value, f"{prefix}{key}.")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield f"{prefix}{key}", value
+
+
+@pytest.mark.parametrize("group", ("platform", "protocol", "scenario", "farm", "backend", "top level"))
+def test_every_number_in_conf_is_a_setting_checked_by_type_and_range(compose_cfg, group):
+    """Each number a config file holds (model metadata aside) has a row in validate's range tables."""
+    from embench.validate import BACKEND_RANGES, RANGES
+
+    checked = set(RANGES) | {f"backend.runtime.{key}" for key in BACKEND_RANGES}
+    found = set()
+    for option in options(group) if group != "top level" else [None]:
+        cfg = OmegaConf.to_container(compose_cfg(*([f"{group}={option}"] if option else [])), resolve=True)
+        node = cfg[group] if option else {key: value for key, value in cfg.items() if key != "model"}
+        found |= {key for key, _ in _numbers(node, f"{group}." if option else "")}
+    assert found and found <= checked, sorted(found - checked)
