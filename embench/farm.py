@@ -42,12 +42,15 @@ def software() -> dict[str, str]:
 
 
 def _probe(task_yaml: str) -> dict[str, str]:
-    """On a node: the job's device and backend are there (as a local run checks), and its versions."""
+    """On a node: the job's settings hold there (thread counts against its CPUs), its device and backend
+    are there (as a local run checks), and its versions."""
     from omegaconf import OmegaConf
 
     from embench import preflight
 
-    preflight.check_point(OmegaConf.create(task_yaml))
+    task = OmegaConf.create(task_yaml)
+    preflight.check_config(task, [])
+    preflight.check_point(task)
     return software()
 
 
@@ -86,7 +89,8 @@ class RayFarm:
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise ConfigError(f"farm.address={self.address!r}: cannot join the Ray cluster: {' '.join(str(err).split())[:300]}; "
                               "start its head with `embench node --head --platform PLATFORM`") from None
-        self.measure, self.probe = ray.remote(_measure_on_node), ray.remote(_probe)
+        # max_calls=1: each job gets a fresh worker process, so no job inherits an earlier job's per-process caches
+        self.measure, self.probe = ray.remote(max_calls=1)(_measure_on_node), ray.remote(_probe)
         self.unserved: dict[str, str] = {}
 
     def served(self) -> set[str]:

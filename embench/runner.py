@@ -145,12 +145,18 @@ def run(cfg: DictConfig, result: RunResult) -> None:
             loaded = drive.measure(prepared, device.sync, rule, scenario, cfg.backend.name, meters)
             timing = loaded.timing
             step_ms = _record_load(result, loaded, scenario, batch, prepared.inferences_per_step, protocol)
+            if loaded.other_cpu_cores is not None:  # the search's probes metered the host one by one
+                contention.other_cores = loaded.other_cpu_cores
         inferences = batch * prepared.inferences_per_step
         _record_contention(result, contention)
         _record_energy(result, energy, inferences * len(timing.latencies_ns))
         result.metrics["peak_memory_mb"] = memory.peak_rss_mb()
         if device.kind == "cuda":
-            result.metrics["peak_device_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            from embench.gpu import device_memory
+
+            metrics, tags = device_memory(cfg.backend.name, device.torch_device.index or 0)
+            result.metrics.update(metrics)
+            result.tags.update(tags)
         check_start = clock()
         check_output(prepared, cfg, example, result)
         result.metrics["check_s"] = clock() - check_start
@@ -208,7 +214,8 @@ def _record_energy(result: RunResult, energy: EnergyMeter, inferences: int) -> N
 
 
 def _record_efficiency(result: RunResult, device: platform.Device, published: float | None) -> None:
-    peak, source = peak_gflops(device, published)
+    """Achieved over the peak of the precision the kernels ran in (`published` is an FP32 figure); none without one."""
+    peak, source = peak_gflops(device, published, result.tags.get("backend.precision", "fp32"))
     result.tags["peak_source"] = source
     if peak:
         result.metrics["peak_gflops"] = peak
@@ -216,8 +223,7 @@ def _record_efficiency(result: RunResult, device: platform.Device, published: fl
 
 
 def _record_contention(result: RunResult, contention: CpuContention) -> None:
-    result.metrics["host_other_cpu_cores"] = contention.other_cores
-    result.tags["host_busy"] = str(contention.busy).lower()
+    figures.record_contention(result, contention.other_cores)
     if contention.busy:
         log.warning(
             "the host was busy: other processes used %.2f CPU cores while measuring; "
@@ -255,8 +261,8 @@ def _record_load(result: RunResult, loaded: drive.ScenarioTiming, scenario, batc
         metrics["search_runs"] = float(len(loaded.runs))
         result.tags["search.stopped"] = loaded.search_stopped
         result.children = [figures.probe_run(result, run, scenario, batch * requests) for run in loaded.runs]
-        log.info("highest valid server QPS: %.3g (p99 bound %g ms, %d LoadGen runs; stopped: %s)",
-                 metrics["server_max_qps"], scenario.latency_bound_ms, len(loaded.runs), loaded.search_stopped)
+        log.info("highest valid server QPS: %.3g (valid: %s; %d LoadGen runs; stopped: %s)", metrics["server_max_qps"],
+                 search.bound_rule(loaded.chosen, scenario.latency_bound_ms), len(loaded.runs), loaded.search_stopped)
     return metrics.get("service_time_median_ms") or 1e3 * batch * requests / metrics["throughput_ips"]
 
 

@@ -1,9 +1,13 @@
-"""Where a sweep's jobs run: in this process (`farm=inline`) or in a local worker process (`farm=local`).
+"""Where a sweep's jobs run: in this process (`farm=inline`) or each in a fresh process (`farm=local`).
 
-The worker is one spawned process that measures jobs one after another, so torch is imported once
-per sweep; it sits in its own process group, so a signal reaches it only through the sweep, which
-forwards it and waits for the cut-short result. A worker that dies (a segfault, SIGKILL, the
-kernel's OOM killer) fails its one job with the reason, and the next job gets a fresh worker.
+`farm=local` starts a fresh (spawned) process for each job: every job starts without the caches,
+allocator pools and lazily built kernels an earlier job left behind, so its first inference is a cold
+call wherever it sits in the sweep, and its memory figures count what a run alone counts. Each job
+pays torch's import (a process forked from one template would not, but its resident set lacks the
+library pages the template touched: its memory peak read 270 MB lower for resnet18). A job's process
+sits in its own process group, so a signal reaches it only through the sweep, which forwards it and
+waits for the cut-short result. A job whose process dies (a segfault, SIGKILL, the kernel's OOM
+killer) fails with the reason, and the sweep goes on.
 """
 
 import logging
@@ -12,7 +16,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from multiprocessing.connection import wait
 
 from embench import signals
@@ -22,21 +25,25 @@ STOP_GRACE_S = 30  # how long a signalled job has to hand back what it measured
 
 
 class InlineJobs:
-    """Measures each job in the embench process: for a debugger; a crash there ends the sweep."""
+    """Measures each job in the embench process: for a debugger; a crash there ends the sweep. Only the first
+    job's first call is a cold one: the later jobs leave `first_inference_ms` out."""
 
     def check(self, jobs: list) -> None:
         pass  # the sweep checked every point on this host
 
     def run(self, jobs: list):
-        for job in jobs:
-            yield job, measure_point(job.task)
+        for number, job in enumerate(jobs):
+            measured = measure_point(job.task)
+            if number:  # an earlier job warmed this process: its first call is not a cold one
+                measured.result.metrics.pop("first_inference_ms", None)
+            yield job, measured
 
     def close(self) -> None:
         pass
 
 
 class LocalJobs(InlineJobs):
-    """Measures each job in a worker process, one after another."""
+    """Measures each job in a fresh process of its own, one after another."""
 
     def __init__(self):
         self.worker = LocalWorker()
@@ -44,9 +51,6 @@ class LocalJobs(InlineJobs):
     def run(self, jobs: list):
         for job in jobs:
             yield job, self.worker.run(job)
-
-    def close(self) -> None:
-        self.worker.close()
 
 
 def _death_reason(exit_code: int) -> str:
@@ -58,76 +62,56 @@ def _death_reason(exit_code: int) -> str:
 
 
 class LocalWorker:
-    """One worker process, reused between jobs and replaced when it dies."""
+    """Starts one process per job."""
 
     def __init__(self):
-        self.process = None
-        self.conn = None
-
-    def _start(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.conn, child_end = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child_end, os.getpid()), name="embench-worker")
-        self.process.start()
-        child_end.close()
+        self.context = multiprocessing.get_context("spawn")
 
     def run(self, job) -> Measured:
-        if self.process is None or not self.process.is_alive():
-            self._start()
-        self.conn.send(job.task_yaml)
+        conn, child_end = self.context.Pipe()
+        process = self.context.Process(target=_measure_one, args=(job.task_yaml, child_end), name="embench-job")
+        process.start()
+        child_end.close()
         try:
-            answer = self._answer(timeout=None)
+            answer = _answer(process, conn, timeout=None)
         except signals.Interrupted as stop:
-            os.kill(self.process.pid, stop.signum)  # the worker records the job as killed and answers
-            answer = self._answer(timeout=STOP_GRACE_S)
+            os.kill(process.pid, stop.signum)  # the job records itself as killed and answers
+            answer = _answer(process, conn, timeout=STOP_GRACE_S)
             if not isinstance(answer, Measured):
                 raise
-        if isinstance(answer, Measured):
-            return answer
-        self.process = None
-        self.conn.close()
-        return died(job.task, answer)
-
-    def _answer(self, timeout: float | None) -> Measured | str:
-        """The worker's Measured, or why it died (it is killed when it overruns `timeout`)."""
-        ready = wait([self.conn, self.process.sentinel], timeout)
-        if self.conn in ready:
-            try:
-                return self.conn.recv()
-            except EOFError:
-                pass
-        if not ready:
-            self.process.kill()
-        self.process.join()
-        return _death_reason(self.process.exitcode)
-
-    def close(self) -> None:
-        if self.process is not None and self.process.is_alive():
-            self.conn.send(None)
-            self.process.join(5)
-            if self.process.is_alive():
-                self.process.kill()
+        finally:
+            process.join(STOP_GRACE_S)  # it ends once it has answered; its end of the pipe goes with it
+            conn.close()
+        return answer if isinstance(answer, Measured) else died(job.task, answer)
 
 
-def _serve(conn, parent_pid: int) -> None:
-    """The worker's life: measure each config it is sent until told to stop or its parent is gone."""
+def _answer(process, conn, timeout: float | None) -> Measured | str:
+    """The job's Measured, or why its process died (it is killed when it overruns `timeout`)."""
+    ready = wait([conn, process.sentinel], timeout)
+    if conn in ready:
+        try:
+            return conn.recv()
+        except EOFError:
+            pass
+    if not ready:
+        process.kill()
+    process.join()
+    return _death_reason(process.exitcode)
+
+
+def _measure_one(task: str, conn) -> None:
+    """A job's process: measure the config, hand the Measured back, end."""
     os.setpgrp()  # Ctrl-C reaches the sweep, which forwards it here once
     signals.install()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, signals.Interrupted):
-            signals.leave(0)
-        if task is None:
-            signals.leave(0)
-        conn.send(measure_yaml(task))
+    threading.Thread(target=_exit_with_parent, args=(conn,), daemon=True).start()
+    conn.send(measure_yaml(task))
+    signals.leave(0)
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-    while os.getppid() == parent_pid:
-        time.sleep(1)
-    os._exit(1)  # the sweep is gone: nobody will keep what this worker measures
+def _exit_with_parent(conn) -> None:
+    """Ends the job's process when the sweep is gone (the sweep never writes to `conn`: it can only close)."""
+    wait([conn])
+    os._exit(1)  # nobody will keep what this job measures

@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO, runs_of
 
 PLUGINS = {"PYTHONPATH": f"{REPO}:{REPO / 'tests' / 'plugins'}"}
+COLD_CALL_MS = 300.0  # tests/plugins/cold_process_backend.py: the first step of a process waits this much more
 SELF_KILL = ("--config-dir", str(REPO / "tests" / "data" / "farm_conf"))  # backend=self_kill
 
 
@@ -41,3 +42,23 @@ def test_a_local_run_never_imports_ray():
     code = ("import sys, embench.app, embench.sweep, embench.job, embench.workers, embench.runner, embench.node; "
             "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def _cold_process_backend(tmp_path: Path) -> tuple[str, ...]:
+    """--config-dir for backend=cold_process: the first step a process ever runs waits COLD_CALL_MS more."""
+    conf = tmp_path / "my_conf" / "backend"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "cold_process.yaml").write_text("name: cold_process\nruntime:\n  _target_: cold_process_backend.ColdProcess\n")
+    return "--config-dir", str(tmp_path / "my_conf"), "backend=cold_process"
+
+
+def test_every_job_of_a_sweep_makes_its_first_inference_in_a_fresh_process(run_cli, tmp_path):
+    """Each job's first call is cold wherever it sits: the second job's too pays the first-call-in-a-process wait."""
+    result = run_cli("-m", *_cold_process_backend(tmp_path), "model=squeezenet1_1", "batch=1,2", "protocol=quick",
+                     "protocol.profile_iterations=0", "tracking.enabled=false", **PLUGINS)
+    assert result.returncode == 0, result.output
+    records = [json.loads(p.read_text()) for p in tmp_path.glob("outputs/sweeps/*/*/result.json")]
+    first_ms = {r["params"]["batch"]: r["metrics"]["first_inference_ms"] for r in records}
+    assert len(first_ms) == 2 and min(first_ms.values()) >= COLD_CALL_MS, first_ms
+    warm_ms = {r["params"]["batch"]: r["metrics"]["latency_max_ms"] for r in records}
+    assert max(warm_ms.values()) < COLD_CALL_MS, warm_ms  # the wait is the first call's alone

@@ -364,6 +364,38 @@ def test_labels_name_only_the_settings_that_differ():
         "cpu/torch_compile backend.runtime.mode=max-autotune protocol.mode=throughput"]
 
 
+def test_runs_logged_in_the_old_precision_vocabulary_join_the_new_ones():
+    """torch's former `dtype` key and OpenVINO's former f32/f16 values label as `precision=fp32` alongside new runs."""
+    from embench.report.load import _labels, tidy
+
+    base = {"platform": "cpu", "protocol": "latency", "batch": "1", "model": "alexnet", "platform.name": "cpu"}
+    raw = _raw([
+        base | {"backend": "torch", "backend.runtime.dtype": "fp32"},  # logged before the rename
+        base | {"backend": "torch", "backend.runtime.precision": "bf16"},
+        base | {"backend": "openvino", "backend.runtime.precision": "f32"},  # OpenVINO's old name
+        base | {"backend": "openvino", "backend.runtime.precision": "bf16"},
+    ])
+    runs, _ = tidy(raw)
+    assert _labels(runs, raw).tolist() == ["cpu/torch precision=fp32", "cpu/torch precision=bf16",
+                                           "cpu/openvino precision=fp32", "cpu/openvino precision=bf16"]
+
+
+def test_a_published_fp32_peak_is_never_the_peak_of_an_int8_run():
+    """A platform's published peak is an FP32 rate: an INT8 or BF16 run without a measured peak of its own gets none."""
+    from embench.report.load import tidy
+
+    base = {"params.platform": "xeon4116", "params.backend": "openvino", "params.batch": "1",
+            "params.platform.specs.peak_fp32_gflops": "1000"}
+    raw = pd.DataFrame([{"run_id": f"r{i}", "status": "FINISHED", "start_time": pd.Timestamp("2026-01-01", tz="UTC"),
+                         **base, **extra} for i, extra in enumerate((
+                             {"tags.backend.precision": "fp32"}, {"tags.backend.precision": "f32"}, {},  # older: fp32
+                             {"tags.backend.precision": "int8"}, {"tags.backend.precision": "bf16"},
+                             {"tags.backend.precision": "bf16", "metrics.peak_gflops": 2500.0}))])
+    runs, _ = tidy(raw)
+    assert runs["peak_gflops"].tolist()[:3] == [1000.0, 1000.0, 1000.0]
+    assert runs["peak_gflops"].isna().tolist()[3:5] == [True, True] and runs["peak_gflops"].iloc[5] == 2500.0
+
+
 def test_throughput_protocol_runs_are_timed_by_the_wall_time_per_batch(tmp_path):
     """Throughput-mode runs log no latency: the report uses their wall time per batch, and its captions say so."""
     from mlflow.entities import Metric, Param

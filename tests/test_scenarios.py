@@ -163,3 +163,68 @@ def test_ctrl_c_during_a_loadgen_test_stops_at_once_and_leaves_nothing_running(t
     assert "terminate called" not in cli.output and "Traceback" not in cli.output
     runs = assert_nothing_lost(mlflow_client, tmp_path / "outputs")
     assert [r.info.status for r in runs] == ["KILLED"]
+
+
+REPLICA_FIRST_MS = 400.0  # tests/plugins/cold_process_backend.py: each replica's first call waits this much more
+
+
+def _cold_process(run_cli, tmp_path, *args):
+    """Runs embench on tests/plugins/cold_process_backend.py (5 ms steps; a replica's first call waits 400 ms more)."""
+    conf = tmp_path / "my_conf" / "backend"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "cold_process.yaml").write_text("name: cold_process\nruntime:\n  _target_: cold_process_backend.ColdProcess\n")
+    result = run_cli("--config-dir", str(tmp_path / "my_conf"), "backend=cold_process", "model=squeezenet1_1", *SHORT, *args,
+                     PYTHONPATH=PLUGINS)
+    assert result.returncode == 0, result.output
+    return result
+
+
+def test_every_worker_is_warm_before_loadgen_starts(run_cli, tmp_path):
+    """Two workers serve 8-sample queries: no query may wait for a replica's slow first call (400 ms)."""
+    _cold_process(run_cli, tmp_path, "scenario=multi_stream", "scenario.workers=2", "scenario.min_query_count=20")
+    [record] = _records(tmp_path)
+    assert record["metrics"]["query_count"] >= 20
+    assert record["metrics"]["query_latency_max_ms"] < REPLICA_FIRST_MS, record["metrics"]
+
+
+@pytest.fixture
+def busy_core():
+    """Another process spinning on one core for the test's length, stopped by its PID."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    time.sleep(0.5)
+    yield spinner.pid
+    spinner.kill()
+    spinner.wait()
+
+
+def test_max_qps_search_measures_the_load_other_processes_put_on_the_host(run_cli, tmp_path, busy_core, mlflow_client):
+    """A process spinning on a core (of two) is other processes' CPU: the search and each of its probes say so."""
+    _fixed_step(run_cli, tmp_path, "scenario=server", "scenario.find_max_qps=true", "scenario.search_runs=2",
+                "scenario.min_query_count=460", "scenario.latency_bound_ms=200", "protocol.min_duration_s=0.5")
+    runs = runs_of(mlflow_client)
+    [search_run] = [r for r in runs if "server_max_qps" in r.data.metrics]
+    probes = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == search_run.info.run_id]
+    assert len(probes) == 2
+    for run in [search_run, *probes]:  # the spinner alone is about one core; the rest of a busy host only adds
+        assert run.data.metrics["host_other_cpu_cores"] > 0.5 and run.data.tags["host_busy"] == "true", run.data
+
+
+def test_a_short_search_says_how_far_it_is_from_mlperf_and_bisects_only_on_latency(run_cli, tmp_path, mlflow_client):
+    """50 queries of 5 ms steps against a 200 ms bound: no query misses it, yet early stopping needs 459 queries
+    to clear p99 with none over. Each probe is tagged short of MLPerf's 600 s and its count, and the search never
+    lowers its rate after a probe with no query over the bound (it is invalid for its length, not too fast)."""
+    result = _fixed_step(run_cli, tmp_path, "scenario=server", "scenario.find_max_qps=true", "scenario.search_runs=4",
+                         "scenario.min_query_count=50", "scenario.latency_bound_ms=200", "protocol.min_duration_s=0.5")
+    runs = runs_of(mlflow_client)
+    [search_run] = [r for r in runs if "server_max_qps" in r.data.metrics]
+    probes = sorted((r for r in runs if r.data.tags.get("mlflow.parentRunId") == search_run.info.run_id),
+                    key=lambda r: r.info.start_time)
+    for probe in probes:
+        tags = probe.data.tags
+        assert tags["loadgen.mlperf_rules_met"] == "false", tags
+        assert "min_duration 0.5 s < 600 s" in tags["loadgen.departures"] and "min_query_count 50 < 100" in tags["loadgen.departures"]
+    for before, after in zip(probes, probes[1:]):
+        if before.data.metrics["over_bound_share"] == 0:
+            assert after.data.metrics["offered_qps"] > before.data.metrics["offered_qps"], [p.data.metrics for p in probes]
+    assert "p99 bound" not in result.output and "no query over 200 ms: under 459 queries early stopping allows none" in result.output
+    assert "invalid for its length" in search_run.data.tags["search.stopped"]

@@ -6,6 +6,7 @@ A backend is a class named by `backend.runtime._target_` that satisfies `Backend
 """
 
 import importlib
+from collections import Counter
 from types import ModuleType
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -14,6 +15,8 @@ import torch
 from embench.platform import Device
 from embench.profiling import Profile
 
+# The precisions embench names, in `backend.runtime.precision` and the `backend.precision` tag, on every backend.
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 # Relative output tolerance by numeric precision: a wrong output differs by ~100 %, these do not.
 # INT8 (post-training, calibrated on random images) is checked for a gross error only; its agreement
 # with FP32 is reported as output_top1_agreement.
@@ -92,3 +95,34 @@ def check_flags(**flags) -> None:
 def is_count(value, at_most: int = 1024) -> bool:
     """A whole number from 1 to `at_most`."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= at_most
+
+
+def check_precision(precision, runs: tuple[str, ...]) -> None:
+    """A precision this backend cannot run, in one line: what it runs instead."""
+    check_option("precision", precision, precision in runs, f"this backend runs {', '.join(runs)} "
+                 f"(embench's precisions: {', '.join(PRECISIONS)})")
+
+
+def tolerance(asked: str, ran: str) -> float:
+    """The looser of the two precisions' tolerances: an INT8 model run in FP32 keeps its quantized weights."""
+    return max(TOLERANCE[asked], TOLERANCE.get(ran, TOLERANCE[asked]))  # a runtime's own name: the one asked for
+
+
+def kernel_precision_tags(asked: str, kernels: Counter, where: str) -> dict[str, str]:
+    """Tags for the precisions a model's compute kernels (convolutions, matrix products) ran in, as the runtime says.
+
+    `backend.precision` is the precision most of them ran in (the wider one on a tie), `backend.kernel_precisions`
+    how many ran in each. A run where none ran in the precision asked for is refused before anything is measured:
+    its numbers would be another precision's. `where` names the runtime and device in that line.
+    """
+    from embench.errors import ConfigError
+
+    wider = {precision: rank for rank, precision in enumerate(PRECISIONS)}  # a runtime's own name sorts last
+    counted = sorted(kernels.items(), key=lambda item: (-item[1], wider.get(item[0], len(wider))))
+    if not counted:
+        return {"backend.precision": asked, "backend.kernel_precisions": "none: no convolution or matrix product"}
+    ran = ", ".join(f"{precision} {count}" for precision, count in counted)
+    if asked not in kernels:
+        raise ConfigError(f"backend.runtime.precision={asked!r} does not run on {where}: it ran the model's "
+                          f"convolutions and matrix products in {ran}; set backend.runtime.precision={counted[0][0]}")
+    return {"backend.precision": counted[0][0], "backend.kernel_precisions": ran}

@@ -7,13 +7,14 @@ import re
 import tempfile
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
-from embench.backends import TOLERANCE, check_calibration, check_choice, check_flags, require
+from embench.backends import TOLERANCE, check_calibration, check_flags, check_precision, kernel_precision_tags, require
 from embench.backends.conversion import cached, calibration_batches, conversion_failed, shape_name
 from embench.platform import Device
 from embench.profiling import OpTime, Profile, native_stderr_silenced
@@ -25,6 +26,11 @@ PRECISIONS = ("fp32", "int8")
 VERSION = metadata.version("executorch")
 # events that wrap operators' own ones: the delegate blob, a portable kernel's call, the whole inference
 _NOT_OPERATORS = ("DELEGATE_CALL", "OPERATOR_CALL", "Method::execute")
+# XNNPACK's compute nodes, and the precision of the kernel it picks by the datatype of their input
+_XNN_COMPUTE = ("XNNConv2d", "XNNDepthwiseConv2d", "XNNConvTranspose2d", "XNNFullyConnected", "XNNBatchMatrixMultiply")
+_XNN_PRECISION = {"xnn_datatype_fp32": "fp32", "xnn_datatype_fp16": "fp16", "xnn_datatype_bf16": "bf16",
+                  "xnn_datatype_qint8": "int8", "xnn_datatype_quint8": "int8", "xnn_datatype_qdint8": "int8",
+                  "xnn_datatype_qpint8": "int8"}
 
 
 def _lowered(model: torch.nn.Module, example: torch.Tensor, int8: bool, samples: int, seed: int):
@@ -60,6 +66,37 @@ def _delegation(edge) -> dict[str, str]:
         "executorch.portable_nodes": str(sum(left.values())),
         "executorch.portable_ops": ", ".join(sorted(left)) or "none",
     }
+
+
+def _xnnpack_kernels(edge) -> dict[str, int]:
+    """How many compute nodes of the XNNPACK graphs in the program run in each precision, read from the delegate
+    blobs XNNPACK loads (their flatbuffer, decoded with ExecuTorch's flatc and XNNPACK's schema)."""
+    import executorch.backends.xnnpack.serialization as serialization
+    from executorch.backends.xnnpack.serialization.xnnpack_graph_serialize import XNNHeader
+    from executorch.exir._serialize._flatbuffer import _flatc_decompile
+
+    schema = Path(list(serialization.__path__)[0]) / "schema.fbs"
+    kernels = Counter()
+    for module in edge.exported_program().graph_module.children():
+        blob = getattr(module, "processed_bytes", None)
+        if getattr(module, "backend_id", "") != "XnnpackBackend" or not blob:
+            continue
+        header = XNNHeader.from_bytes(blob[:XNNHeader.EXPECTED_LENGTH])
+        with tempfile.TemporaryDirectory(prefix="embench-xnn-") as folder:
+            graph = Path(folder) / "graph.bin"
+            graph.write_bytes(blob[header.flatbuffer_offset:header.flatbuffer_offset + header.flatbuffer_size])
+            _flatc_decompile(folder, str(schema), str(graph))
+            text = re.sub(r"(-?)\binf\b", r'"\1inf"', (Path(folder) / "graph.json").read_text())  # JSON has no inf
+        decoded = json.loads(text)
+        datatypes = {}
+        for value in decoded["xvalues"]:
+            tensor = value["xvalue_union"].get("tensor_value", value["xvalue_union"])  # quantized ones wrap a tensor
+            datatypes[tensor["id_out"]] = tensor["datatype"]
+        for node in decoded["xnodes"]:
+            if node["xnode_union_type"] in _XNN_COMPUTE:
+                datatype = datatypes[node["xnode_union"]["input1_id"]]
+                kernels[_XNN_PRECISION.get(datatype, datatype)] += 1
+    return dict(kernels)
 
 
 def _operator_times(events, iterations: int) -> list[OpTime]:
@@ -148,7 +185,7 @@ class ExecuTorch:
 
     def __init__(self, precision: str = "fp32", calibration_samples: int = 32, calibration_seed: int = 1234,
                  keep_program: bool = True):
-        check_choice("precision", precision, PRECISIONS)
+        check_precision(precision, PRECISIONS)
         check_calibration(calibration_samples, calibration_seed)
         check_flags(keep_program=keep_program)
         self.precision, self.calibration_samples, self.calibration_seed = precision, calibration_samples, calibration_seed
@@ -161,23 +198,24 @@ class ExecuTorch:
         def lower(path: Path) -> None:
             try:
                 edge = _lowered(model, example, int8, self.calibration_samples, self.calibration_seed)
-                delegation = _delegation(edge)
+                delegation = _delegation(edge) | {"kernels": _xnnpack_kernels(edge)}
                 path.with_suffix(".pte").write_bytes(edge.to_executorch().buffer)
             except Exception as err:  # export, quantization or lowering: name the network and its operator
                 raise conversion_failed(model_id, "executorch", err) from None
             path.write_text(json.dumps(delegation))
 
         # the delegation tags key the entry: the cache writes them after the program, so they mark it complete
-        summary, cache = cached("executorch", VERSION, f"{name}.json", lower, companions=(".pte",))
+        summary, cache = cached("executorch", VERSION, f"{name}-k.json", lower, companions=(".pte",))  # -k: kernels kept
         path = summary.with_suffix(".pte")
         with contextlib.redirect_stderr(io.StringIO()):  # the runtime logs its CPU probe and threadpool to sys.stderr
             portable._unsafe_reset_threadpool(device.threads)
-        tags = {
-            "backend.precision": self.precision,
+        delegation = json.loads(summary.read_text())
+        kernels = Counter(delegation.pop("kernels"))
+        tags = kernel_precision_tags(self.precision, kernels, "backend=executorch with XNNPACK") | {
             "executorch.version": VERSION,
             "executorch.delegate": "xnnpack",
             "executorch.pte_cache": cache,
             "executorch.threads": str(portable._threadpool_get_thread_count()),
-        } | json.loads(summary.read_text())
+        } | delegation
         files = {"model.pte": path.read_bytes()} if self.keep_program else {}
         return PreparedProgram(path, example.contiguous(), self.precision, model_id, tags, files)

@@ -4,13 +4,15 @@ import json
 import os
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from embench.backends import TOLERANCE, check_calibration, check_choice, check_option, require
+from embench.backends import (TOLERANCE, check_calibration, check_choice, check_option, check_precision,
+                              kernel_precision_tags, require)
 from embench.backends.conversion import cached, calibration_batches, conversion_failed
 from embench.backends.onnx_export import exported_onnx
 from embench.errors import ConfigError, EmbenchError
@@ -19,7 +21,13 @@ from embench.profiling import OpTime, Profile
 
 ort = require("onnxruntime", "onnxruntime")
 
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "int8")  # the precisions it runs
+# Node types of an optimized graph that compute (convolutions, matrix products), by the precision their kernels run in.
+# Only the QDQ fusions (graph_optimization extended or all, on the CPU execution provider) give the integer ones.
+KERNEL_PRECISION = {op: "int8" for op in ("QLinearConv", "QLinearMatMul", "QGemm", "ConvInteger", "MatMulInteger",
+                                          "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QAttention")} | {
+    op: "fp32" for op in ("Conv", "FusedConv", "NhwcFusedConv", "ConvTranspose", "Gemm", "FusedGemm", "MatMul",
+                          "FusedMatMul")}
 OPTIMIZATION = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
@@ -160,8 +168,11 @@ class OnnxRuntime:
 
     def __init__(self, precision: str = "fp32", graph_optimization: str = "all", execution_provider: str | None = None,
                  calibration_samples: int = 32, calibration_seed: int = 1234):
-        check_choice("precision", precision, PRECISIONS)
+        check_precision(precision, PRECISIONS)
         check_choice("graph_optimization", graph_optimization, OPTIMIZATION)
+        check_option("graph_optimization", graph_optimization, precision != "int8" or graph_optimization in ("extended", "all"),
+                     "precision=int8 needs extended or all: below them ONNX Runtime runs the quantized model's convolutions "
+                     "and matrix products in fp32, between DequantizeLinear and QuantizeLinear")
         check_option("execution_provider", execution_provider, execution_provider in (None, *PROVIDERS),
                      f"null (the platform's) or one of {', '.join(PROVIDERS)}")
         check_calibration(calibration_samples, calibration_seed)
@@ -196,15 +207,31 @@ class OnnxRuntime:
         options.graph_optimization_level = OPTIMIZATION[self.graph_optimization]
         options.log_severity_level = 3  # errors only: no per-session warnings about unused initialisers
         inputs = example.to(device.torch_device).contiguous()
-        try:
-            prepared = PreparedSession(path, options, providers, inputs, self.precision, tags)
-        except Exception as err:  # ORT lacks a kernel for one of the model's nodes ("NOT_IMPLEMENTED: ... node")
-            raise conversion_failed(model_id, "onnxruntime", err, action="load") from None
+        with tempfile.TemporaryDirectory(prefix="embench-ort-") as folder:
+            if self.precision == "int8" and providers[0] != "TensorrtExecutionProvider":  # it cannot save compiled nodes
+                options.optimized_model_filepath = os.path.join(folder, "optimized.onnx")  # the graph the session runs
+            try:
+                prepared = PreparedSession(path, options, providers, inputs, self.precision, tags)
+            except Exception as err:  # ORT lacks a kernel for one of the model's nodes ("NOT_IMPLEMENTED: ... node")
+                raise conversion_failed(model_id, "onnxruntime", err, action="load") from None
+            tags.update(self._ran_precision(options.optimized_model_filepath, providers[0]))
+            options.optimized_model_filepath = ""
         tags.update({
-            "backend.precision": self.precision,
             "onnxruntime.version": ort.__version__,
             "onnxruntime.providers": ",".join(prepared.session.get_providers()),
             "onnxruntime.graph_optimization": self.graph_optimization,
             "onnxruntime.threads": str(device.threads),
         })
         return prepared
+
+    def _ran_precision(self, optimized: str, provider: str) -> dict[str, str]:
+        """Precision tags from the node types of the optimized graph: which kernels run its convolutions and matrix
+        products. An FP32 model has no integer kernels to run; TensorRT's compiled nodes keep theirs unseen."""
+        if not optimized:
+            unseen = {"backend.kernel_precisions": f"unknown: {provider} compiles the graph"} if self.precision == "int8" else {}
+            return {"backend.precision": self.precision} | unseen
+        import onnx
+
+        graph = onnx.load(optimized, load_external_data=False).graph
+        kernels = Counter(KERNEL_PRECISION[node.op_type] for node in graph.node if node.op_type in KERNEL_PRECISION)
+        return kernel_precision_tags(self.precision, kernels, f"backend=onnxruntime with {provider}")

@@ -1,6 +1,7 @@
 """OpenVINO: the torch model converted with openvino.convert_model, static shape, cached on disk."""
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -8,14 +9,19 @@ import numpy as np
 import openvino as ov
 import torch
 
-from embench.backends import TOLERANCE, check_calibration, check_option, is_count, require
+from embench.backends import (PRECISIONS, check_calibration, check_option, check_precision, is_count, kernel_precision_tags,
+                              require, tolerance)
 from embench.backends.conversion import cached, calibration_batches, conversion_failed, shape_name
 from embench.errors import ConfigError
 from embench.platform import Device
 from embench.profiling import OpTime, Profile
 
 HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
-PRECISIONS = {"f32": "fp32", "f16": "fp16", "bf16": "bf16", "int8": "int8"}  # OpenVINO's names -> embench's
+# embench's precision -> OpenVINO's INFERENCE_PRECISION_HINT (int8: the quantized model's other layers at f32)
+HINT_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+# the runtime model's `runtimePrecision` of a compute layer -> embench's precision
+RUNTIME_PRECISION = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "u8": "int8", "i8": "int8"}
+COMPUTE_LAYERS = ("Convolution", "Deconvolution", "FullyConnected", "MatMul")  # the runtime model's layer types
 
 
 def _converted(model: torch.nn.Module, example: torch.Tensor, model_id: str) -> tuple[ov.Model, str]:
@@ -62,6 +68,7 @@ class PreparedOpenVINO:
     inputs: np.ndarray
     device: Device
     inferences_per_step: int
+    precision: str  # asked for
     tags: dict[str, str] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
 
@@ -92,7 +99,7 @@ class PreparedOpenVINO:
 
     @property
     def tolerance(self) -> float:
-        return TOLERANCE[PRECISIONS[self.tags["backend.precision"]]]
+        return tolerance(self.precision, self.tags["backend.precision"])
 
     def output(self) -> torch.Tensor:
         self.request.infer()
@@ -118,17 +125,27 @@ class PreparedOpenVINO:
         return Profile(ops=ops, wall_ms=wall_ms)
 
 
+def _ran_precision(compiled: ov.CompiledModel, asked: str, device: Device) -> dict[str, str]:
+    """Precision tags from the compiled model's runtime model: each compute layer's `runtimePrecision`."""
+    kernels = Counter()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) in COMPUTE_LAYERS:
+            ran = info["runtimePrecision"].astype(str)
+            kernels[RUNTIME_PRECISION.get(ran, ran)] += 1
+    return kernel_precision_tags(asked, kernels, f"backend=openvino on {device.openvino_device} ({device.name})")
+
+
 class OpenVINO:
     """OpenVINO runtime on the platform's OpenVINO device (CPU for the cpu platform)."""
 
     DEVICE_KINDS = ("cpu", "openvino")
 
-    def __init__(self, hint: str = "latency", precision: str = "f32", streams: int | None = None, requests: int | None = None,
+    def __init__(self, hint: str = "latency", precision: str = "fp32", streams: int | None = None, requests: int | None = None,
                  calibration_samples: int = 32, calibration_seed: int = 1234, cpu_pinning: bool | None = None):
         if hint not in HINTS:
             raise ConfigError(f"backend.runtime.hint={hint!r} is not valid; valid: {', '.join(HINTS)}")
-        if precision not in PRECISIONS:
-            raise ConfigError(f"backend.runtime.precision={precision!r} is not valid; valid: {', '.join(PRECISIONS)}")
+        check_precision(precision, PRECISIONS)
         check_option("requests", requests, requests is None or is_count(requests),
                      "null (OpenVINO's optimal number for the hint) or a whole number from 1 to 1024")
         check_option("streams", streams, streams is None or is_count(streams), "null (what the hint chooses) or 1 to 1024")
@@ -149,7 +166,7 @@ class OpenVINO:
                                                                  self.calibration_seed)
         config = {
             "PERFORMANCE_HINT": HINTS[self.hint],
-            "INFERENCE_PRECISION_HINT": "f32" if self.precision == "int8" else self.precision,  # int8: the rest at f32
+            "INFERENCE_PRECISION_HINT": HINT_PRECISION[self.precision],
             "INFERENCE_NUM_THREADS": device.threads,
         }
         if self.streams is not None:
@@ -159,9 +176,7 @@ class OpenVINO:
         core = ov.Core()
         compiled = core.compile_model(converted, device.openvino_device, config)
         requests = self.requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-        tags |= {
-            "backend.precision": "int8" if self.precision == "int8" else precision,
+        tags |= _ran_precision(compiled, self.precision, device) | {
             "openvino.device": device.openvino_device,
             "openvino.hint": self.hint,
             "openvino.streams": str(compiled.get_property("NUM_STREAMS")),
@@ -171,4 +186,4 @@ class OpenVINO:
         if device.openvino_device == "CPU":
             tags["openvino.cpu_pinning"] = str(compiled.get_property("ENABLE_CPU_PINNING")).lower()
         inputs = np.ascontiguousarray(example.numpy())
-        return PreparedOpenVINO(core, converted, compiled, config, inputs, device, requests, tags)
+        return PreparedOpenVINO(core, converted, compiled, config, inputs, device, requests, self.precision, tags)

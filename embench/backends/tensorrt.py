@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from embench.backends import TOLERANCE, check_calibration, check_choice, check_option, is_count, require
+from embench.backends import TOLERANCE, check_calibration, check_option, check_precision, is_count, require
 from embench.backends.conversion import cached, conversion_failed
 from embench.backends.onnx_export import exported_onnx
 from embench.errors import EmbenchError
@@ -187,7 +187,7 @@ class TensorRT:
 
     def __init__(self, precision: str = "fp32", workspace_gib: int | None = 4, calibration_samples: int = 32,
                  calibration_seed: int = 1234):
-        check_choice("precision", precision, PRECISIONS)
+        check_precision(precision, PRECISIONS)
         check_option("workspace_gib", workspace_gib, workspace_gib is None or is_count(workspace_gib),
                      "null (TensorRT's default: all of the GPU's memory) or a whole number of GiB from 1 to 1024")
         check_calibration(calibration_samples, calibration_seed)

@@ -5,12 +5,12 @@ from typing import Callable
 
 import torch
 
-from embench.backends import TOLERANCE, check_flags
+from embench.backends import TOLERANCE, check_flags, check_precision
 from embench.errors import ConfigError
 from embench.platform import Device
 from embench.profiling import Profile, profile_torch
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # the precisions torch runs
 
 
 @dataclass
@@ -19,7 +19,7 @@ class PreparedTorch:
 
     step: Callable[[], object]
     device: Device
-    dtype: str
+    precision: str
     tags: dict[str, str] = field(default_factory=dict)
     inferences_per_step: int = 1
     files: dict[str, bytes] = field(default_factory=dict)
@@ -34,7 +34,7 @@ class PreparedTorch:
 
     @property
     def tolerance(self) -> float:
-        return TOLERANCE[self.dtype]
+        return TOLERANCE[self.precision]
 
     def output(self) -> torch.Tensor:
         return self.step().float().cpu()
@@ -63,21 +63,20 @@ def _cuda_graph(model: torch.nn.Module, inputs: torch.Tensor) -> Callable[[], to
 
 
 class TorchEager:
-    """Runs the model as it is, op by op, in the chosen dtype and memory format."""
+    """Runs the model as it is, op by op, in the chosen precision and memory format."""
 
     DEVICE_KINDS = ("cpu", "cuda")
 
-    def __init__(self, dtype: str = "fp32", channels_last: bool = False, cudnn_benchmark: bool = True,
+    def __init__(self, precision: str = "fp32", channels_last: bool = False, cudnn_benchmark: bool = True,
                  cuda_graphs: bool = False, tf32: bool = False):
-        if dtype not in DTYPES:
-            raise ConfigError(f"backend.runtime.dtype={dtype!r} is not valid; valid: {', '.join(DTYPES)}")
+        check_precision(precision, tuple(DTYPES))
         check_flags(channels_last=channels_last, cudnn_benchmark=cudnn_benchmark, cuda_graphs=cuda_graphs, tf32=tf32)
-        self.dtype, self.channels_last = dtype, channels_last
+        self.precision, self.channels_last = precision, channels_last
         self.cudnn_benchmark, self.cuda_graphs, self.tf32 = cudnn_benchmark, cuda_graphs, tf32
 
     def _place(self, model: torch.nn.Module, example: torch.Tensor, device: Device):
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        dtype = DTYPES[self.dtype]
+        dtype = DTYPES[self.precision]
         if device.kind == "cuda":
             torch.backends.cudnn.benchmark = self.cudnn_benchmark
             # cuDNN convolutions default to TF32 (10-bit mantissa): fp32 means fp32 unless asked for
@@ -86,7 +85,7 @@ class TorchEager:
         return model, example.to(device=device.torch_device, dtype=dtype, memory_format=memory_format)
 
     def _tags(self, device: Device) -> dict[str, str]:
-        tags = {"backend.precision": self.dtype, "backend.channels_last": str(self.channels_last).lower()}
+        tags = {"backend.precision": self.precision, "backend.channels_last": str(self.channels_last).lower()}
         if device.kind == "cuda":
             tags["backend.cudnn_benchmark"] = str(self.cudnn_benchmark).lower()
             tags["backend.cuda_graphs"] = str(self.cuda_graphs).lower()
@@ -98,5 +97,5 @@ class TorchEager:
         if self.cuda_graphs:
             if device.kind != "cuda":
                 raise ConfigError(f"backend.runtime.cuda_graphs=true needs a CUDA platform, not a {device.kind} one")
-            return PreparedTorch(_cuda_graph(model, inputs), device, self.dtype, self._tags(device))
-        return PreparedTorch(lambda: model(inputs), device, self.dtype, self._tags(device), concurrent=device.kind == "cpu")
+            return PreparedTorch(_cuda_graph(model, inputs), device, self.precision, self._tags(device))
+        return PreparedTorch(lambda: model(inputs), device, self.precision, self._tags(device), concurrent=device.kind == "cpu")

@@ -30,6 +30,8 @@ TIMED = ("single_stream",)  # calls timed one at a time: a latency per call
 SUSTAINED = ("single_stream", "offline")  # inferences/s the device kept up, not a server's offered rate
 # settings that older runs did not log but always had: their value then, never MISSING
 IMPLIED = {"protocol.headline": "median"}
+OLD_PRECISIONS = {"f32": "fp32", "f16": "fp16"}  # OpenVINO's own names, logged before one vocabulary
+OLD_KEYS = {"backend.runtime.dtype": "backend.runtime.precision"}  # torch's key before one vocabulary
 _MLFLOW_STATUS = {"FINISHED": "ok", "FAILED": "failed", "KILLED": "killed", "RUNNING": "running", "SCHEDULED": "running"}
 
 # tidy column <- first present of these MLflow columns
@@ -54,7 +56,9 @@ _FIELDS = {
     "profile_iterations": ["params.protocol.profile_iterations"],
     "platform_device": ["params.platform.device"],
     "tdp_w": ["params.platform.specs.tdp_w"],
-    "peak_gflops": ["metrics.peak_gflops", "params.platform.specs.peak_fp32_gflops"],
+    "peak_gflops": ["metrics.peak_gflops"],
+    "published_fp32_gflops": ["params.platform.specs.peak_fp32_gflops"],
+    "precision": ["tags.backend.precision"],
     "tag_status": ["tags.status"],
     "error": ["tags.error"],
     "unstable": ["tags.unstable"],
@@ -79,7 +83,7 @@ EXPECTED_METRICS = ("latency_median_ms", "latency_min_ms", "latency_p90_ms", "la
                     "batch_time_ms", "enqueue_interval_cv", "throughput_ips", "flops", "macs", "params",
                     "achieved_gflops", "host_other_cpu_cores", "profile_total_ms", "profile_wall_ms", "profile_coverage")
 _NUMERIC = ("batch", "year", "input_size", "top1", "top5", "paper_macs_m", "paper_params_m", "paper_top1",
-            "paper_top5", "profile_iterations", "tdp_w", "peak_gflops")
+            "paper_top5", "profile_iterations", "tdp_w", "peak_gflops", "published_fp32_gflops")
 
 
 class ReportError(Exception):
@@ -215,6 +219,10 @@ def tidy(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     runs["status"] = runs["tag_status"].where(runs["tag_status"].notna(), runs["mlflow_status"].map(_MLFLOW_STATUS))
     runs["status"] = runs["status"].fillna("unknown").astype(str)
     runs["protocol_headline"] = runs["protocol_headline"].fillna(IMPLIED["protocol.headline"])
+    runs["precision"] = runs["precision"].replace(OLD_PRECISIONS)
+    fp32 = runs["precision"].fillna("fp32").eq("fp32")  # a published peak is an FP32 rate: never an INT8 run's
+    runs["peak_gflops"] = runs["peak_gflops"].fillna(runs["published_fp32_gflops"].where(fp32))
+    runs = runs.drop(columns="published_fp32_gflops")
     runs["unstable"] = _flag(runs["unstable"])
     runs["host_busy"] = _flag(runs["host_busy"])
     metric_names = sorted({c[len("metrics."):] for c in raw.columns if c.startswith("metrics.")} | set(EXPECTED_METRICS))
@@ -272,8 +280,12 @@ def settings(raw: pd.DataFrame) -> pd.DataFrame:
     """The runs' measurement settings (params under SETTINGS, less NOT_SETTINGS) as text; MISSING where unlogged."""
     keys = [c[len("params."):] for c in raw.columns if c.startswith("params.")]
     keys = sorted(k for k in keys if k.startswith(SETTINGS) and not k.startswith(NOT_SETTINGS))  # labels in one order
-    return pd.DataFrame({k: raw[f"params.{k}"].fillna(IMPLIED.get(k, MISSING)).astype(str) for k in keys},
-                        index=raw.index)
+    values = pd.DataFrame(index=raw.index)
+    for key in keys:  # runs logged under an old key or value join the new ones
+        value = raw[f"params.{key}"].replace(OLD_PRECISIONS) if key.endswith("precision") or key in OLD_KEYS else raw[f"params.{key}"]
+        new = OLD_KEYS.get(key, key)
+        values[new] = value if new not in values else values[new].fillna(value)
+    return values.fillna({k: IMPLIED.get(k, MISSING) for k in values}).astype(str)[sorted(values)]
 
 
 def _labels(runs: pd.DataFrame, raw: pd.DataFrame, ignore: tuple[str, ...] = ()) -> pd.Series:

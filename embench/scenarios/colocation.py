@@ -48,7 +48,7 @@ def _stream(cfg_yaml: str, index: int, count: int, barrier, done, answers) -> No
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole terminal group: the parent ends this process
 
     from embench import models, runner
-    from embench.measure import StopRule, cold_start
+    from embench.measure import StopRule
     from embench.scenarios import drive, loadgen
 
     try:
@@ -61,7 +61,7 @@ def _stream(cfg_yaml: str, index: int, count: int, barrier, done, answers) -> No
             prepared = backend.prepare(model, example, device, runner.model_id(cfg))
             rule = StopRule.from_protocol(cfg.protocol)
             steps = drive.worker_steps(prepared, int(cfg.scenario.get("workers", 1)), cfg.backend.name)
-            step_s = drive.warm_step_s(cold_start(prepared, device.sync, rule))
+            step_s = drive.warm_step_s(drive.start(steps, device.sync, rule))
             barrier.wait()
             runs = {}
             for turn in range(count):

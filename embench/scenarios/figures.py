@@ -3,8 +3,10 @@ scheduled issue to its completion, so under load it includes the time the query 
 
 import numpy as np
 
+from embench.contention import BUSY_CORES
 from embench.result import RunResult
 from embench.scenarios.loadgen import LoadGenRun
+from embench.stats import tail_percentiles
 from embench.tracking import NESTED_IN_TAG, POINT_KEY_TAG
 
 _PERCENTILES = {"50.00": "p50", "90.00": "p90", "95.00": "p95", "97.00": "p97", "99.00": "p99", "99.90": "p99_9"}
@@ -12,6 +14,32 @@ _UNMET = {"result_min_duration_met": "min_duration", "result_min_queries_met": "
           "early_stopping_met": "early_stopping", "result_perf_constraints_met": "latency_bound"}
 _SAMPLES_PER_S = {"server": "result_completed_samples_per_sec", "offline": "result_samples_per_second",
                   "single_stream": "result_qps_with_loadgen_overhead"}
+
+
+# MLPerf Inference's run rules (LoadGen's mlperf.conf, ResNet-50's where they are per model): every scenario runs
+# at least 600 s; at least this many queries (LoadGen's default 100 where mlperf.conf sets none); Offline's one
+# query holds at least 24576 images; MultiStream queries hold 8 samples.
+MLPERF_MIN_DURATION_S = 600.0
+MLPERF_MIN_QUERIES = {"single_stream": 100, "multi_stream": 662, "server": 100}
+MLPERF_OFFLINE_MIN_IMAGES = 24576
+MLPERF_SAMPLES_PER_QUERY = 8
+
+
+def departures(run: LoadGenRun, scenario, inferences_per_sample: int) -> list[str]:
+    """How the run's LoadGen settings (its detail log's effective ones) fall short of MLPerf's run rules."""
+    values, found = run.values, []
+    duration_s = float(values["effective_min_duration_ms"]) / 1e3
+    if duration_s < MLPERF_MIN_DURATION_S:
+        found.append(f"min_duration {duration_s:g} s < {MLPERF_MIN_DURATION_S:g} s")
+    if scenario.name == "offline":
+        images = int(values["effective_min_sample_count"]) * inferences_per_sample
+        if images < MLPERF_OFFLINE_MIN_IMAGES:
+            found.append(f"min_sample_count {images} images < {MLPERF_OFFLINE_MIN_IMAGES}")
+    elif int(values["effective_min_query_count"]) < MLPERF_MIN_QUERIES[scenario.name]:
+        found.append(f"min_query_count {values['effective_min_query_count']} < {MLPERF_MIN_QUERIES[scenario.name]}")
+    if scenario.name == "multi_stream" and int(values["effective_samples_per_query"]) != MLPERF_SAMPLES_PER_QUERY:
+        found.append(f"samples_per_query {values['effective_samples_per_query']} != {MLPERF_SAMPLES_PER_QUERY}")
+    return found
 
 
 def samples_per_s(run: LoadGenRun, scenario) -> float:
@@ -45,7 +73,7 @@ def record(result: RunResult, run: LoadGenRun, scenario, inferences_per_sample: 
     if run.service_ns and scenario.name != "single_stream":
         service_ms = np.asarray(run.service_ns) / 1e6
         metrics["service_time_median_ms"] = float(np.median(service_ms))
-        metrics["service_time_p99_ms"] = float(np.percentile(service_ms, 99))
+        metrics.update(tail_percentiles(service_ms, "service_time_p{}_ms", (99,)))  # nearest rank, from 100 steps
     unmet = [name for key, name in _UNMET.items() if values.get(key) is False]
     result.tags.update({
         "loadgen.validity": str(values.get("result_validity")),
@@ -53,9 +81,18 @@ def record(result: RunResult, run: LoadGenRun, scenario, inferences_per_sample: 
         "loadgen.early_stopping": " ".join(str(values.get("early_stopping_result", "")).split()),
         "loadgen.version": str(values["loadgen_version"]),
     })
+    short = departures(run, scenario, inferences_per_sample)
+    result.tags["loadgen.mlperf_rules_met"] = str(not short).lower()
+    result.tags["loadgen.departures"] = "; ".join(short) or "none"
     if values.get("result_invalid_reason"):
         result.tags["loadgen.advice"] = str(values["result_invalid_reason"]).strip()
     result.files.update(run.files)
+
+
+def record_contention(result: RunResult, other_cores: float) -> None:
+    """Other processes' CPU (in cores) while the run measured, and whether that makes the host busy."""
+    result.metrics["host_other_cpu_cores"] = other_cores
+    result.tags["host_busy"] = str(other_cores > BUSY_CORES).lower()
 
 
 def probe_run(parent: RunResult, run: LoadGenRun, scenario, inferences_per_sample: int) -> RunResult:
@@ -66,6 +103,7 @@ def probe_run(parent: RunResult, run: LoadGenRun, scenario, inferences_per_sampl
     child.tags[NESTED_IN_TAG] = parent.run_uid
     child.metrics = {key: parent.metrics[key] for key in ("flops", "params") if key in parent.metrics}
     record(child, run, scenario, inferences_per_sample)
+    record_contention(child, run.other_cpu_cores)
     child.metrics["achieved_gflops"] = child.metrics.get("flops", 0.0) * child.metrics["throughput_ips"] / 1e9
     child.finish("ok")
     return child

@@ -38,6 +38,7 @@ class LoadGenRun:
     window_ns: int
     files: dict[str, bytes] = field(default_factory=dict)
     target_qps: float | None = None
+    other_cpu_cores: float | None = None  # other processes' CPU over the test, where it was metered on its own
 
     @property
     def valid(self) -> bool:

@@ -46,4 +46,4 @@ class FixedStep(TorchEager):
             hold(next(times))
             return output
 
-        return PreparedFixed(step, device, self.dtype, self._tags(device))
+        return PreparedFixed(step, device, self.precision, self._tags(device))

@@ -20,7 +20,7 @@ class PreparedHeavyCheck(PreparedTorch):
 class HeavyCheckEager(TorchEager):
     def prepare(self, model, example, device, model_id):
         model, inputs = self._place(model, example, device)
-        return PreparedHeavyCheck(lambda: model(inputs), device, self.dtype, self._tags(device))
+        return PreparedHeavyCheck(lambda: model(inputs), device, self.precision, self._tags(device))
 
 
 class HeavyPrepareEager(TorchEager):

@@ -8,4 +8,4 @@ class ShiftedEager(TorchEager):
 
     def prepare(self, model, example, device, model_id):
         model, inputs = self._place(model, example, device)
-        return PreparedTorch(lambda: model(inputs) + 1.0, device, self.dtype, self._tags(device))
+        return PreparedTorch(lambda: model(inputs) + 1.0, device, self.precision, self._tags(device))

@@ -20,4 +20,4 @@ class SlowStartEager(TorchEager):
             calls.append(1)
             return model(inputs)
 
-        return PreparedTorch(step, device, self.dtype, self._tags(device))
+        return PreparedTorch(step, device, self.precision, self._tags(device))
