@@ -4,6 +4,7 @@ import logging
 import os
 import secrets
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
@@ -24,8 +25,9 @@ def config_dir() -> str:
 
 
 def _models_label(model: str, colocate) -> str:
-    """The run folder's model part: the model, or the co-located ones joined by +."""
-    return "+".join(colocate) if colocate else model
+    """The run folder's model part: the model, or the co-located ones joined by + (validate checks colocate)."""
+    listed = isinstance(colocate, Sequence) and not isinstance(colocate, str)
+    return "+".join(map(str, colocate)) if listed and colocate else model
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")

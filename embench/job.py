@@ -7,7 +7,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from embench import credentials, outcome, preflight, signals
+from embench import credentials, outcome, preflight, signals, ui_link
 from embench.artifacts import scrub_credentials, write_run_files, write_traceback
 from embench.errors import ConfigError, EmbenchError, TrackingError
 from embench.point import Measured, measure_point
@@ -25,6 +25,7 @@ class JobReport:
     exit_code: int
     files: Path | None = None  # where its files are, when they could be written
     logged: bool = False  # whether the run reached MLflow
+    run_id: str | None = None  # its MLflow run, when it did
 
 
 def keep(cfg: DictConfig, result: RunResult, out_dir: Path) -> JobReport:
@@ -47,7 +48,7 @@ def keep(cfg: DictConfig, result: RunResult, out_dir: Path) -> JobReport:
             outcome.say_error(f"{err}; the result is kept in {files} (upload it later with `embench sync {files}`)")
             return JobReport(result, max(code, err.exit_code), files)
     log.info("logged to MLflow %s, experiment %r, run %s", tracker.uri, tracker.experiment_name, run_id)
-    return JobReport(result, code, files, logged=True)
+    return JobReport(result, code, files, logged=True, run_id=run_id)
 
 
 def _write_children(result: RunResult, out_dir: Path, cfg: DictConfig) -> list[Path | None]:
@@ -118,6 +119,9 @@ def run_job(cfg: DictConfig) -> JobReport:
     measured = measure_point(cfg)
     measured.log = []  # Hydra's file handler has them already
     report = keep_measured(cfg, measured)
+    if report.logged:  # where to see it
+        tracker = tracker_for(cfg.tracking)
+        print(ui_link.single_run_line(tracker.uri, tracker.experiment_id, report.run_id))
     if measured.interrupted_by:
         raise signals.Interrupted(measured.interrupted_by)
     return report
@@ -133,7 +137,8 @@ def _report(result: RunResult, files: Path | None) -> None:
         log.info("%s: %s; files in %s", result.point(), figure, files)
         return
     if "latency_median_ms" in m:
-        spread = f"p99 {m['latency_p99_ms']:.3f}, CV {100 * m['latency_cv']:.1f}%"
+        tail = f"p99 {m['latency_p99_ms']:.3f}" if "latency_p99_ms" in m else f"max {m['latency_max_ms']:.3f}"  # p99 from 100 calls
+        spread = f"{tail}, CV {100 * m['latency_cv']:.1f}%"
         if result.params.get("protocol.headline") == "min":  # the paper's statistic leads
             figure = f"min {m['latency_min_ms']:.3f} ms (median {m['latency_median_ms']:.3f}, {spread})"
         else:

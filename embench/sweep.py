@@ -21,7 +21,7 @@ from pathlib import Path
 from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from embench import credentials, outcome, preflight, signals
+from embench import credentials, outcome, preflight, signals, ui_link
 from embench.artifacts import fallback_dir, writable
 from embench.errors import ConfigError, TrackingError
 from embench.job import keep_measured, keep_measured_in
@@ -34,7 +34,6 @@ SWEEP_FILE = "sweep.json"
 _COLUMNS = ("job", "model", "platform", "backend", "batch", "scenario", "median_ms", "min_ms", "p99_ms", "query_p99_ms",
             "inferences_per_s", "status")
 _NUMBERS = ("job", "batch", "median_ms", "min_ms", "p99_ms", "query_p99_ms", "inferences_per_s")
-_FLAGS = (("unstable", "unstable"), ("host_busy", "host busy"), ("threads_oversubscribed", "oversubscribed"))
 log = logging.getLogger("embench")
 
 
@@ -65,8 +64,7 @@ class Job:
 
 def status_label(result: RunResult) -> str:
     """The run's status, with what makes an "ok" number doubtful: `ok (unstable, host busy)`."""
-    flags = [label for tag, label in _FLAGS if result.tags.get(tag) == "true"]
-    return result.status + (f" ({', '.join(flags)})" if flags else "")
+    return ui_link.status_label(result.status, result.tags)
 
 
 def summary_row(job: int, result: RunResult) -> dict:
@@ -104,6 +102,7 @@ class Sweep:
         self.tracker = None
         self.parent_run_id = None
         self.rows: list[dict] = []
+        self.results: list[RunResult] = []  # what the UI link's columns are chosen from
         self.skipped = 0
         self.unlogged = 0
         self.status = "RUNNING"
@@ -196,6 +195,7 @@ class Sweep:
             outcome.record(ret.return_value.exit_code)
         row = summary_row(job.number, result)
         self.rows.append(row)
+        self.results.append(result)
         return row["status"]
 
     def finish(self) -> None:
@@ -238,9 +238,33 @@ class Sweep:
             if summary.exists():
                 self.tracker.client.log_artifact(self.parent_run_id, str(summary))
             self.tracker.terminate(self.parent_run_id, self.status)
+            self._link_to_ui()
         except Exception as err:
             outcome.say_error(f"could not close the sweep's MLflow run {self.parent_run_id}: {credentials.redact(str(err))}")
             outcome.record(TrackingError.exit_code)
+
+    def _link_to_ui(self) -> None:
+        """The sweep's view in the MLflow UI (its runs, sorted, with the columns that tell them apart), stored as the
+        experiment's shared view; the parent's description gets the link and the summary table; the link is printed."""
+        params = [result.params for result in self.results]
+        headline = ui_link.headline_metric(params[0] if params else {})
+        logged = {key for result in self.results for key in result.metrics}
+        state = ui_link.view_state(f"tags.mlflow.parentRunId = '{self.parent_run_id}'", headline,
+                                   ui_link.varying_settings(params, self._overridden()),
+                                   [metric for metric in ui_link.FIGURES if metric in logged])
+        key = ui_link.share_key(state)
+        client, experiment_id = self.tracker.client, self.tracker.experiment_id
+        client.set_experiment_tag(experiment_id, ui_link.SHARE_TAG_PREFIX + key, json.dumps(state))
+        base, command = ui_link.ui_base(self.tracker.uri)
+        link = ui_link.runs_link(base, experiment_id, key)
+        table = ui_link.markdown_table(self.rows, list(_COLUMNS))
+        client.set_tag(self.parent_run_id, ui_link.DESCRIPTION_TAG,
+                       ui_link.sweep_description(f"sweep {self.dir.name}", link, command, table))
+        print(ui_link.how_to_open(link, command))
+
+    def _overridden(self) -> list[str]:
+        """The keys the command line set (`batch=1,2` -> batch)."""
+        return [item.split("=", 1)[0].lstrip("+~") for item in self.config.hydra.overrides.task]
 
 
 def _jobs_runner(farm: DictConfig):

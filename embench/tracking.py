@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 from omegaconf import DictConfig
 
-from embench import credentials, outcome
+from embench import credentials, outcome, ui_link
 from embench.errors import ConfigError, TrackingError
 from embench.result import RunResult
 
@@ -185,14 +185,17 @@ class Tracker:
     def finished_point_keys(self) -> set[str]:
         return {run.data.tags.get(POINT_KEY_TAG) for run in self.search("attributes.status = 'FINISHED'")} - {None}
 
-    def run_uids(self) -> set[str]:
-        """Ids of the runs logged whole. Half-logged ones (a server that died mid-run) are deleted, to log again."""
+    def whole_runs(self, run_uids: set[str]) -> set[str]:
+        """Which of `run_uids` are in the store logged whole. Their half-logged runs (cut off mid-logging) are
+        deleted, to be logged again; every other run is left alone."""
         whole = set()
         for run in self.search():
             uid = run.data.tags.get(RUN_UID_TAG)
-            if uid and run.data.tags.get(LOGGED_TAG) == "true":
+            if uid not in run_uids:
+                continue
+            if run.data.tags.get(LOGGED_TAG) == "true":
                 whole.add(uid)
-            elif uid and run.info.status != "RUNNING":
+            elif run.info.status != "RUNNING":
                 self._call("delete a half-logged run", lambda: self.client.delete_run(run.info.run_id))
         return whole
 
@@ -221,11 +224,20 @@ class Tracker:
 
         tags = dict(result.tags, status=result.status) | owner_tags()
         tags[RUN_UID_TAG] = result.run_uid
+        tags[ui_link.DESCRIPTION_TAG] = ui_link.result_line(  # the run's description in the UI
+            result.point(), ui_link.status_label(result.status, result.tags), result.metrics,
+            ui_link.headline_metric(result.params), result.error)[:_MAX_TAG_CHARS]
         if result.error:
             tags["error"] = result.error[:_MAX_TAG_CHARS]
         if parent_run_id:
             tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
-        name = "_".join(result.params[key] for key in ("model", "platform", "backend")) + f"_b{result.params['batch']}"
+        # what a sweep varies, so the UI's run list tells runs apart: the precision that ran, then the scenario and
+        # the protocol where they are not the defaults (single_stream, latency)
+        name = "_".join(filter(None, [
+            *(result.params[key] for key in ("model", "platform", "backend")), f"b{result.params['batch']}",
+            result.tags.get("backend.precision") or result.params.get("backend.runtime.precision"),
+            *(value for key, default in (("scenario.name", "single_stream"), ("protocol", "latency"))
+              if (value := result.params.get(key)) != default)]))
         run_id = None
 
         def log() -> str:
