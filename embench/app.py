@@ -39,6 +39,9 @@ def _hydra_main(cfg: DictConfig):
     return report
 
 
+RENAMED = {"backend.runtime.dtype": "backend.runtime.precision"}  # keys users' scripts may still name
+
+
 def _describe(err: Exception) -> str:
     """What went wrong composing the config: Hydra's own words (with its list of valid choices)."""
     import yaml
@@ -49,8 +52,13 @@ def _describe(err: Exception) -> str:
     message = str(err).strip()
     if getattr(err, "override", None):  # OverrideParseException
         message = f"cannot parse override {err.override!r}: {message}"
-    if isinstance(err, HydraException) and err.__cause__ is not None:
-        message += f"\n{err.__cause__}"
+    cause = err.__cause__
+    if isinstance(err, HydraException) and getattr(cause, "full_key", None) and "not in struct" in str(cause):
+        key = cause.full_key  # an override of a key the config lacks: one line, and where a renamed key went
+        renamed = f"; it is now {RENAMED[key]}" if key in RENAMED else ""
+        return f"{key} is not a setting of this config{renamed} (a new key of your own is added with +{key}=...)"
+    if isinstance(err, HydraException) and cause is not None:
+        message += f"\n{cause}"
     return message if isinstance(err, HydraException) else f"{type(err).__name__}: {message}"
 
 

@@ -15,6 +15,7 @@ CATEGORIES = (
     "fully_connected",
     "elementwise",
     "concat_reshape",
+    "framework",  # no layer: the runtime's own work around them (allocating outputs, torch.compile's guards)
     "other",
 )
 
@@ -37,13 +38,14 @@ _PATTERNS = [
     (
         "concat_reshape",
         # Data movement. Layout and precision conversions (OpenVINO's Reorder and Convert, torch's to()) move
-        # data too, and this is the closest category for them.
-        r"^(cat|concat|concatenate|even_split|static_(reshape|slice|transpose|resize_bilinear)|stack|view|reshape|flatten|transpose|permute|contiguous|clone|copy_|chunk|split|variadic_?split"
+        # data too, and this is the closest category for them. ExecuTorch's portable kernels of view ops
+        # copy: "split_with_sizes_copy", "view_copy".
+        r"^(cat|concat|concatenate|even_split|static_(reshape|slice|transpose|resize_bilinear)|stack|view|reshape|flatten|transpose|permute|contiguous|clone|copy_|chunk|split|split_with_sizes|variadic_?split"
         r"|narrow|slice|strided_?slice|select|as_strided_?|expand|broadcast|tile|squeeze_?|unsqueeze_?|t"
         r"|channel_shuffle|shuffle_?channels|pixel_shuffle|depth_?to_?space|space_?to_?depth"
         r"|index|gather|pad|constant_pad_nd|constant_pad|_unsafe_view|unflatten|copy"
         r"|reorder|reorder_?input|reorder_?output|convert|convert_like|convert_element_type|to|_to_copy"
-        r"|(dynamic_?)?quantize_?linear|dequantize_?linear|quantize_per_tensor|dequantize)$",
+        r"|(dynamic_?)?quantize_?linear|dequantize_?linear|quantize_per_tensor|dequantize)(_copy)?$",
     ),
 ]
 
@@ -65,17 +67,45 @@ _KERNEL_PATTERNS = [
     ("concat_reshape", r"copy|transpose|permute|nchwToNhwc|nhwcToNchw|gather|index"),  # CatArrayBatchedCopy too
     ("elementwise", r"elementwise|add_tensor|reduce_kernel"),  # torch's other pointwise kernels and reductions
 ]
+# Inductor's generated kernels (torch.compile) are named after the aten ops they fuse:
+# "graph_0_cpp_fused_max_pool2d_with_indices_relu_9" on a CPU, "triton_poi_fused_add_relu_3" on a GPU.
+_INDUCTOR_KERNEL = re.compile(r"(?:^|_)(?:cpp|triton_(?:poi|red|per|tem))_fused_(.+?)(?:_\d+)?$")
+# Convolutions and matrix products run outside them (aten::mkldnn_convolution, aten::addmm); a fused kernel
+# applies what follows, and counts in the category of its anchor, the first of these its name holds: an
+# activation fused into a pooling or a batch norm belongs to it, a convolution's bias and activation to the
+# convolution, as in OpenVINO's and XNNPACK's fused layers, and a residual add with its ReLU is element-wise.
+# Ambiguous: shufflenet's batch norm + ReLU written through its channel shuffle counts as batch_norm.
+_INDUCTOR_ANCHORS = [
+    ("pooling", r"pool|(^|_)mean(_|$)"),
+    ("batch_norm", r"batch_norm"),
+    ("convolution", r"convolution"),
+    ("fully_connected", r"(^|_)(addmm|mm|bmm|linear)(_|$)"),
+    ("concat_reshape", r"(^|_)(cat|clone|copy|view|permute|transpose|reshape|constant_pad_nd|split|slice|select|stack"
+                       r"|expand|gather|index|squeeze|unsqueeze|channel_shuffle)(_|$)"),
+    ("elementwise", r"(^|_)(add|sub|rsub|mul|div|sum|pow|sqrt|rsqrt|exp|neg|abs|maximum|minimum)(_|$)"),
+    ("activation", r"relu|clamp|hardtanh|sigmoid|silu|swish|gelu|tanh|softmax|hardswish|hardsigmoid|mish"),
+]
+# The runtime's own work, in no layer: torch's allocation of outputs and tensor bookkeeping, and torch.compile's
+# events around its kernels (Dynamo's guard check, the compiled region and its wrappers, and the generated
+# graph's launcher, "## Call CompiledFxGraph <hash> ##", whose self time is its own once each kernel reports).
+_FRAMEWORK = re.compile(r"^(TorchDynamo Cache Lookup|Torch-Compiled Region|Pregraph bytecode|AOTDispatcher |## Call CompiledFxGraph"
+                        r"|CompiledFunction$|aten::(empty|empty_like|empty_strided|resize_|detach|resolve_conj|alias)$)")
 # XNNPACK's operator names carry their layout and types: "Fully Connected (NC, F32) GEMM".
 _XNNPACK_OPERATOR = re.compile(r"^([A-Za-z][A-Za-z0-9 ]*?) \((?:N|NC|ND|NCW|NWC|NCHW|NHWC)\b")
 _RUNTIME_DECORATION = re.compile(r"^(com\.microsoft\.)?(qlinear|fused|q(?=gemm))(?=.)", re.IGNORECASE)
 _COMPILED = [(category, re.compile(pattern, re.IGNORECASE)) for category, pattern in _PATTERNS]
 _KERNEL_COMPILED = [(category, re.compile(pattern, re.IGNORECASE)) for category, pattern in _KERNEL_PATTERNS]
+_INDUCTOR_COMPILED = [(category, re.compile(pattern)) for category, pattern in _INDUCTOR_ANCHORS]
 
 
 def categorize(op: str) -> str:
     """The layer category of an op, layer type or GPU kernel name, e.g. 'aten::mkldnn_convolution' -> 'convolution'."""
-    xnnpack = _XNNPACK_OPERATOR.match(op)
-    if xnnpack:
+    xnnpack, inductor = _XNNPACK_OPERATOR.match(op), _INDUCTOR_KERNEL.search(op)
+    if _FRAMEWORK.match(op):
+        return "framework"
+    if inductor:
+        patterns, name = _INDUCTOR_COMPILED, inductor.group(1)
+    elif xnnpack:
         patterns, name = _COMPILED, xnnpack.group(1).replace(" ", "_")
     elif _KERNEL_NAME.search(op):
         patterns, name = _KERNEL_COMPILED, op

@@ -9,6 +9,9 @@ from conftest import REPO
 from test_cli import assert_one_line_error
 
 QUICK = ("protocol=quick", "model=squeezenet1_1")
+RESNET18_CONVOLUTIONS = 20
+# squeezenet1_1's FLOPs per image from torchvision's own metadata (0.349 GMACs), not from embench's count
+SQUEEZENET_GFLOP = 2 * 0.349
 
 
 def only_result(tmp_path) -> dict:
@@ -21,16 +24,18 @@ def test_openvino_runs_at_f32_with_its_own_layer_counters(run_cli, tmp_path):
     assert result.returncode == 0, result.output
     record = only_result(tmp_path)
     tags, metrics = record["tags"], record["metrics"]
-    assert tags["backend.precision"] == "f32"  # pinned: OpenVINO would pick bf16 on this CPU
+    assert tags["backend.precision"] == "fp32"  # pinned: OpenVINO would pick bf16 on this CPU
     assert tags["openvino.device"] == "CPU" and tags["openvino.hint"] == "latency"
     assert metrics["output_max_rel_diff"] < 1e-4
-    assert metrics["profile_pct_convolution"] > 50
     [run_dir] = tmp_path.glob("outputs/runs/*")
     with (run_dir / "profile_ops.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     layer_types = {row["layer_type"] for row in rows}
     assert {"Convolution", "MaxPool", "FullyConnected"} <= layer_types
     assert all(row["exec_type"] for row in rows)
+    # resnet18's 20 convolutions (torchvision's module list), each its own layer, whatever share of time they take
+    assert sum(row["category"] == "convolution" for row in rows) == RESNET18_CONVOLUTIONS
+    assert not {row["layer_type"] for row in rows if row["category"] == "other"}
 
 
 @pytest.mark.slow
@@ -56,14 +61,18 @@ def test_openvino_throughput_hint_keeps_its_optimal_requests_in_flight(run_cli, 
 
 @pytest.mark.slow
 def test_openvino_async_requests_count_every_inference(run_cli, tmp_path):
-    result = run_cli("backend=openvino", "backend.runtime.hint=throughput", "backend.runtime.requests=2", *QUICK)
+    steps = 40  # set here, not counted by the run
+    result = run_cli("backend=openvino", "backend.runtime.hint=throughput", "backend.runtime.requests=2", *QUICK,
+                     f"protocol.min_iterations={steps}", f"protocol.max_iterations={steps}", "protocol.min_duration_s=0",
+                     "protocol.max_duration_s=600")
     assert result.returncode == 0, result.output
     metrics = only_result(tmp_path)["metrics"]
-    # Two single-image requests per step: twice the steps' rate.
-    assert metrics["throughput_ips"] == pytest.approx(2 * metrics["iterations"] / metrics["measure_s"], rel=0.01)
+    assert metrics["iterations"] == steps
+    # Two single-image requests per step: 2 x 40 images in the timed window
+    assert metrics["throughput_ips"] * metrics["measure_s"] == pytest.approx(2 * steps, rel=0.01)
     # Overlapping requests time no single call: no latency_* figures, the wall time per batch instead
     assert not [name for name in metrics if name.startswith("latency_")]
-    assert metrics["batch_time_ms"] == pytest.approx(1e3 / metrics["throughput_ips"], rel=0.01)
+    assert metrics["batch_time_ms"] == pytest.approx(1e3 * metrics["measure_s"] / (2 * steps), rel=0.01)
 
 
 @pytest.mark.slow
@@ -79,7 +88,7 @@ def test_torch_compile_reports_compile_time_in_prepare(run_cli, tmp_path):
 
 @pytest.mark.parametrize("dtype", [pytest.param("bf16", marks=pytest.mark.slow), pytest.param("fp16", marks=pytest.mark.slow)])
 def test_torch_reduced_precision_is_checked_against_fp32(run_cli, tmp_path, dtype):
-    result = run_cli(f"backend.runtime.dtype={dtype}", "backend.runtime.channels_last=true", *QUICK)
+    result = run_cli(f"backend.runtime.precision={dtype}", "backend.runtime.channels_last=true", *QUICK)
     assert result.returncode == 0, result.output
     record = only_result(tmp_path)
     assert record["tags"]["backend.precision"] == dtype and record["tags"]["backend.channels_last"] == "true"
@@ -138,14 +147,15 @@ def _fixed_step_run(run_cli, tmp_path, *args):
 
 
 def test_throughput_protocol_reports_throughput_not_enqueue_intervals(run_cli, tmp_path):
-    """Back-to-back 20 ms steps of 2 images: 20 ms per batch, 100 images/s, and no latency_* figures."""
+    """Back-to-back 100 ms steps of 2 images: 100 ms per batch, 20 images/s, and no latency_* figures."""
     record = _fixed_step_run(run_cli, tmp_path, "protocol=throughput", "protocol.min_duration_s=1",
-                             "protocol.warmup_duration_s=0.1")
+                             "protocol.warmup_duration_s=0.1", "+backend.runtime.step_ms=100")
     metrics = record["metrics"]
     assert not [name for name in metrics if name.startswith("latency_")]
-    assert 20.0 <= metrics["batch_time_ms"] < 23.0
-    assert 87 < metrics["throughput_ips"] <= 100
-    assert metrics["achieved_gflops"] == pytest.approx(metrics["flops"] * metrics["throughput_ips"] / 1e9, rel=1e-6)
+    # a step lasts 100 ms and a little more (a busy host wakes a sleeper late: 9 ms seen), never less
+    assert 100.0 <= metrics["batch_time_ms"] < 150.0
+    assert 2 / 0.150 < metrics["throughput_ips"] <= 20
+    assert 2 / 0.150 * SQUEEZENET_GFLOP < metrics["achieved_gflops"] <= 20 * SQUEEZENET_GFLOP * 1.01
     assert not (next(tmp_path.glob("outputs/runs/*")) / "latencies.csv").exists()
 
 
@@ -179,7 +189,7 @@ def test_paper_protocol_leads_with_the_minimum(run_cli, tmp_path):
         metrics = record["metrics"]
         assert record["params"]["protocol.headline"] == headline
         first, then = (metrics[f"latency_{name}_ms"] for name in (headline, other))
-        assert f": {headline} {first:.3f} ms ({other} {then:.3f}, p99 " in result.output, result.output
+        assert f": {headline} {first:.3f} ms ({other} {then:.3f}, max " in result.output, result.output  # no p99 of 3 calls
 
 
 @pytest.mark.slow  # two compilations, about a minute

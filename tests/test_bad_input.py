@@ -23,6 +23,8 @@ CORPUS = [
     (["+platform.thread=2"], ["platform.thread", "did you mean platform.threads"]),
     (["+tracking.enable=false"], ["tracking.enable", "did you mean tracking.enabled"]),
     (["+model.foo=1"], ["model.foo", "model.factory.*"]),
+    (["model.foo=1"], ["model.foo is not a setting of this config", "+model.foo="]),
+    (["backend.runtime.dtype=bf16"], ["backend.runtime.dtype", "it is now backend.runtime.precision"]),
     (["+backend.runtime.foo=1"], ["backend=torch", "unexpected keyword argument 'foo'"]),
     (["model.factory._target_=torchvision.models.no_such_net"], ["model resnet18", "torchvision.models.no_such_net"]),
     (["seed=abc"], ["seed='abc'", "integer"]),
@@ -160,6 +162,13 @@ def corpus_answers(tmp_path_factory) -> dict[str, tuple[Path, subprocess.Complet
 
     with ThreadPoolExecutor(CONCURRENT_COMMANDS) as pool:
         return dict(zip((" ".join(args) for args, _ in CORPUS), pool.map(refuse, (args for args, _ in CORPUS))))
+
+
+@pytest.mark.parametrize("key", ["model.foo=1", "backend.runtime.dtype=bf16"])
+def test_an_unknown_key_is_one_line_not_hydras_four(corpus_answers, key):
+    """Hydra's own answer to an unknown key is four lines (the override, the `+` hint, the key, its type)."""
+    _, proc = corpus_answers[key]
+    assert [line for line in proc.stderr.splitlines() if line.strip()] == [proc.stderr.strip()], proc.stderr
 
 
 @pytest.mark.parametrize("args, needles", CORPUS, ids=[" ".join(args) for args, _ in CORPUS])

@@ -4,6 +4,8 @@ import csv
 import json
 
 import pytest
+import torch
+import torchvision
 
 from test_cli import assert_one_line_error
 
@@ -20,6 +22,18 @@ def profile_rows(tmp_path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+def convolutions(model: str) -> int:
+    """The network's convolutions, counted in torchvision's own module list: a truth the profile did not produce."""
+    return sum(isinstance(module, torch.nn.Conv2d) for module in torchvision.models.get_model(model).modules())
+
+
+def assert_every_convolution_profiled_and_nothing_uncategorised(rows: list[dict], model: str) -> None:
+    """Host-independent: one `convolution` node per convolution of the network, and no op type in `other`
+    (shares of time differ from CPU to CPU: squeezenet1_1's convolutions took 37 % on an AVX-512/AMX Xeon)."""
+    assert sum(float(row["calls_per_inference"]) for row in rows if row["category"] == "convolution") == convolutions(model)
+    assert not {row["layer_type"] for row in rows if row["category"] == "other"}
+
+
 def test_onnxruntime_runs_fp32_on_this_cpu_with_its_own_node_profile(run_cli, tmp_path):
     result = run_cli("backend=onnxruntime", *QUICK)
     assert result.returncode == 0, result.output
@@ -33,7 +47,7 @@ def test_onnxruntime_runs_fp32_on_this_cpu_with_its_own_node_profile(run_cli, tm
     by_type = {row["layer_type"]: row["category"] for row in rows}
     assert by_type["Conv"] == "convolution" and by_type["MaxPool"] == "pooling" and by_type["Concat"] == "concat_reshape"
     assert {row["exec_type"] for row in rows} == {"CPUExecutionProvider"}
-    assert metrics["profile_pct_convolution"] > 50 and metrics["profile_pct_other"] < 10
+    assert_every_convolution_profiled_and_nothing_uncategorised(rows, "squeezenet1_1")
 
 
 @pytest.mark.slow
@@ -79,5 +93,6 @@ def test_onnxruntime_profile_leaves_little_uncategorised(run_cli, tmp_path, mode
     assert result.returncode == 0, result.output
     [record] = results(tmp_path)
     metrics = record["metrics"]
-    assert metrics["profile_pct_other"] < 10 and metrics["profile_pct_convolution"] > 50
-    assert 0.5 < metrics["profile_coverage"] < 1.5  # node times add up to about the end-to-end latency
+    assert_every_convolution_profiled_and_nothing_uncategorised(profile_rows(tmp_path), model)
+    # ORT runs the nodes one after another: their times fit in the profiled pass's own wall time
+    assert 0 < metrics["profile_total_ms"] <= 1.05 * metrics["profile_wall_ms"]

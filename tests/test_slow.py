@@ -30,4 +30,6 @@ def test_default_job_follows_the_latency_protocol(run_cli, tmp_path):
     # LoadGen counts its 5 s from its own start, a fraction of a ms before the first query of the timed window
     assert metrics["iterations"] >= 50 and metrics["measure_s"] >= 4.99
     assert metrics["warmup_iterations"] >= 5 and metrics["warmup_s"] >= 1.0
-    assert 0.5 < metrics["profile_coverage"] < 1.5
+    # op self-times against the wall time of the same profiled pass (the end-to-end median, timed in another
+    # window, read 1.5 to 4 times shorter than the profile on a busy 2-core host)
+    assert 0.5 < metrics["profile_total_ms"] / metrics["profile_wall_ms"] <= 1.05

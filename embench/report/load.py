@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from embench.profiling import CATEGORIES
+
 DEFAULT_URI = "sqlite:///mlflow.db"  # embench's own default store, in the current directory
 REPORT_TAG = "embench.report"  # set on the runs a report logs on its own; never read as data
 PARENT_TAG = "mlflow.parentRunId"
 SWEEP_DIR_TAG = "embench.sweep_dir"
 AGGREGATES = ("latest", "median")
 POINT = ["label", "model", "batch"]  # one measured point (label = platform/backend and the settings that differ)
-CATEGORY_ORDER = (
-    "convolution", "batch_norm", "activation", "pooling", "fully_connected", "elementwise", "concat_reshape", "other",
-)
+CATEGORY_ORDER = CATEGORIES  # Figure 4's stacking order: the paper's layer categories, then framework and other
 # run params that set up a measurement: runs that differ in one are different points (see _labels)...
 SETTINGS = ("platform.", "backend.", "protocol.", "scenario.", "seed")
 # ...but not these: names the label has already, the platform's descriptive specs, and settings that change
