@@ -122,9 +122,9 @@ def test_bad_backend_options(run_cli, override, needle):
     assert result.returncode == 2
 
 
-@pytest.mark.slow  # needs a quiet host: one iteration must stay under 300 ms
 def test_first_inference_is_the_backends_cold_first_call(run_cli, tmp_path):
-    """A runtime's cold start (here a 0.3 s sleep on the first call) shows in first_inference_ms, not in check_s."""
+    """A runtime's cold start (here a 5 s sleep on the first call) shows in first_inference_ms, not in check_s
+    nor in any timed call: squeezenet's calls and output check take a fraction of that even on a busy host."""
     conf = tmp_path / "my_conf" / "backend"
     conf.mkdir(parents=True)
     (conf / "slow_start.yaml").write_text("name: slow_start\nruntime:\n  _target_: slow_start_backend.SlowStartEager\n")
@@ -132,8 +132,8 @@ def test_first_inference_is_the_backends_cold_first_call(run_cli, tmp_path):
                      PYTHONPATH=f"{REPO}:{REPO / 'tests' / 'plugins'}")
     assert result.returncode == 0, result.output
     metrics = only_result(tmp_path)["metrics"]
-    assert metrics["first_inference_ms"] >= 300
-    assert metrics["latency_max_ms"] < 300 and metrics["check_s"] < 0.3
+    assert metrics["first_inference_ms"] >= 5000
+    assert metrics["latency_max_ms"] < 5000 and metrics["check_s"] < 5.0, metrics
 
 
 def _fixed_step_run(run_cli, tmp_path, *args):

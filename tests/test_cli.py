@@ -1,6 +1,7 @@
 """The real CLI in a subprocess, a real MLflow store, real torch models."""
 
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -197,12 +198,27 @@ def test_installed_wheel_finds_its_configs(tmp_path):
     assert f"path: {site / 'embench' / 'conf'}" in hydra_yaml.read_text()  # configs came from the wheel
 
 
+DATA_LIMIT = 32 * 2**30  # bytes of private writable memory: far below a 600 GB batch, far above a small run's needs
+
+
+def _limit_data() -> None:
+    """Caps the private writable memory of this process and those it starts (RLIMIT_DATA, which CUDA's address-space
+    reservations do not count against), so an oversized allocation fails whatever the host's RAM or overcommit."""
+    hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
+    limit = DATA_LIMIT if hard == resource.RLIM_INFINITY else min(DATA_LIMIT, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+
+
 @pytest.mark.slow
-def test_out_of_memory_is_an_outcome_not_a_crash(run_cli, mlflow_client):
-    """A batch too large for this host is recorded as status oom; the sweep goes on and exits 1."""
-    result = run_cli("-m", "model=squeezenet1_1", "batch=1000000,1", *QUICK)  # 600 GB of input
-    assert result.returncode == 1
-    assert "Traceback" not in result.output
+def test_out_of_memory_is_an_outcome_not_a_crash(tmp_path, mlflow_client):
+    """A batch too large for the memory the CLI may use (600 GB of input under a 32 GB limit, on any host and any
+    vm.overcommit_memory) is recorded as status oom; the sweep goes on and exits 1."""
+    result = subprocess.run([sys.executable, "-m", "embench", "-m", "model=squeezenet1_1", "batch=1000000,1", *QUICK],
+                            cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=600,
+                            preexec_fn=_limit_data)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output
     runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("embench").experiment_id])
     by_batch = {r.data.params["batch"]: r for r in runs if "mlflow.parentRunId" in r.data.tags}
     assert by_batch["1000000"].data.tags["status"] == "oom" and by_batch["1000000"].info.status == "FAILED"

@@ -36,45 +36,49 @@ def _fixed_step(run_cli, tmp_path, *args, sweep: bool = False, step_ms: float = 
 
 
 def test_single_stream_p90_is_the_known_service_time(run_cli, tmp_path):
-    """10 ms steps: LoadGen's p90 counts the step and a hand-off of about 0.15 ms, within 5 % of 10 ms."""
+    """10 ms steps: a step never ends early, so every figure is at least its steps' time; a busy host only makes
+    them later, so the upper bounds are generous: under two steps, which a doubled count or a unit slip passes."""
     _fixed_step(run_cli, tmp_path, step_ms=10.0)
     [record] = _records(tmp_path)
     metrics, tags = record["metrics"], record["tags"]
     assert record["params"]["scenario.name"] == "single_stream"
     assert tags["loadgen.validity"] == "VALID", tags
-    assert metrics["early_stopping_p90_ms"] == pytest.approx(10.0, rel=0.05)
-    assert metrics["query_latency_p90_ms"] == pytest.approx(10.0, rel=0.05)
-    assert metrics["latency_median_ms"] == pytest.approx(10.0, rel=0.02)  # today's statistics stay
+    for name in ("early_stopping_p90_ms", "query_latency_p90_ms", "latency_median_ms"):  # today's statistics stay
+        assert 10.0 <= metrics[name] < 20.0, (name, metrics)
     assert metrics["query_count"] == metrics["iterations"] >= 64
-    # the timed window runs from the first query to the last answer: each step and its hand-off (as the p90
-    # above), but no LoadGen start-up or wind-down (which made this window 8 % long: 1.616 s for 150 steps)
-    assert metrics["measure_s"] == pytest.approx(metrics["iterations"] * 10e-3, rel=0.05)
-    assert metrics["throughput_ips"] == pytest.approx(100, rel=0.05)
+    # the timed window runs from the first query to the last answer: the queries LoadGen timed and the hand-offs
+    # between them, but no LoadGen start-up or wind-down (which made this window 116 ms long: 1.616 s for 150 steps)
+    queries_s = metrics["query_count"] * metrics["query_latency_mean_ms"] / 1e3
+    assert metrics["iterations"] * 10e-3 <= queries_s <= metrics["measure_s"] < queries_s + 0.05, metrics
+    assert 100 / 1.5 < metrics["throughput_ips"] <= 100, metrics
     summary = next(tmp_path.glob("outputs/runs/*/mlperf_log_summary.txt")).read_text()
     assert "Scenario : SingleStream" in summary and "Result is : VALID" in summary
 
 
 def test_unstable_tag_follows_the_spread_of_the_steps(run_cli, tmp_path):
-    """10 ms steps are steady; steps alternating 10 and 30 ms have a CV of 50 %, over protocol.unstable_cv (10 %)."""
-    result = _fixed_step(run_cli, tmp_path, "+backend.runtime.alternate_ms=10,30", sweep=True, step_ms=10.0)
+    """50 ms steps are steady (a busy host's late wake-ups of a few ms stay far below protocol.unstable_cv, 10 %);
+    steps alternating 50 and 150 ms have a CV of 50 %."""
+    result = _fixed_step(run_cli, tmp_path, "+backend.runtime.alternate_ms=50,150", sweep=True, step_ms=50.0)
     by_alternate = {r["params"]["backend.runtime.alternate_ms"]: r for r in _records(tmp_path)}
-    steady, spread = by_alternate["10"], by_alternate["30"]
-    assert steady["tags"]["unstable"] == "false" and steady["metrics"]["latency_cv"] < 0.02
-    assert spread["tags"]["unstable"] == "true" and spread["metrics"]["latency_cv"] == pytest.approx(0.5, abs=0.05)
+    steady, spread = by_alternate["50"], by_alternate["150"]
+    assert steady["tags"]["unstable"] == "false" and steady["metrics"]["latency_cv"] < 0.1, steady["metrics"]
+    assert spread["tags"]["unstable"] == "true" and spread["metrics"]["latency_cv"] == pytest.approx(0.5, abs=0.1)
     assert "unstable" in result.output
 
 
 def test_server_is_valid_under_capacity_and_invalid_at_twice_it(run_cli, tmp_path):
-    """One worker serves 1 / SERVICE_MS = 200 queries/s: at 100 the p99 stays under 40 ms, at 400 the queue grows."""
-    _fixed_step(run_cli, tmp_path, "scenario=server", "scenario.latency_bound_ms=40", "scenario.target_qps=100,400",
+    """One worker serves at most 1 / SERVICE_MS = 200 queries/s (a step never ends early; a busy host only slows it):
+    at 50 the p99 stays under 40 ms, at 400 the queue grows."""
+    _fixed_step(run_cli, tmp_path, "scenario=server", "scenario.latency_bound_ms=40", "scenario.target_qps=50,400",
                 sweep=True)
     by_rate = {record["metrics"]["offered_qps"]: record for record in _records(tmp_path)}
-    under, over = by_rate[100.0], by_rate[400.0]
+    under, over = by_rate[50.0], by_rate[400.0]
     assert under["tags"]["loadgen.validity"] == "VALID" and under["metrics"]["over_bound_share"] == 0
-    assert under["metrics"]["query_latency_p50_ms"] < 2 * SERVICE_MS
+    assert SERVICE_MS <= under["metrics"]["query_latency_p50_ms"] < 3 * SERVICE_MS  # a step, no queue
     assert over["tags"]["loadgen.validity"] == "INVALID" and "latency_bound" in over["tags"]["loadgen.unmet"]
     assert over["metrics"]["query_latency_p99_ms"] > 40 and over["metrics"]["over_bound_share"] > 0.5
-    assert over["metrics"]["samples_per_s"] == pytest.approx(1e3 / SERVICE_MS, rel=0.1)  # served at capacity
+    served = over["metrics"]["samples_per_s"]  # at capacity: as fast as one worker goes, and no faster
+    assert 1e3 / (1.5 * SERVICE_MS) < served <= 1e3 / SERVICE_MS, over["metrics"]
 
 
 @pytest.mark.slow  # eight LoadGen runs
@@ -82,7 +86,9 @@ def test_max_qps_search_finds_one_workers_capacity(run_cli, tmp_path, mlflow_cli
     _fixed_step(run_cli, tmp_path, "scenario=server", "scenario.find_max_qps=true", "scenario.latency_bound_ms=125",
                 "protocol.min_duration_s=1")
     [record] = [r for r in _records(tmp_path) if "server_max_qps" in r["metrics"]]
-    assert record["metrics"]["server_max_qps"] == pytest.approx(1e3 / SERVICE_MS, rel=0.15)
+    # one worker serves at most 200 queries/s (a short run may pass a little over it before its queue tells); a busy
+    # host slows its steps and lowers what it serves, never raises it
+    assert 0.5 * 1e3 / SERVICE_MS < record["metrics"]["server_max_qps"] < 1.15 * 1e3 / SERVICE_MS, record["metrics"]
     runs = runs_of(mlflow_client)
     [parent] = [r for r in runs if "server_max_qps" in r.data.metrics]
     probes = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
@@ -119,9 +125,16 @@ def test_a_real_network_under_every_scenario_is_logged_with_its_loadgen_logs(run
         validity = run.data.tags["loadgen.validity"]  # what LoadGen itself wrote in its summary
         assert f"Result is : {validity}" in summary and metrics["loadgen_valid"] == (validity == "VALID")
         assert metrics["throughput_ips"] > 0
-    multi = next(r for r in runs if r.data.params["scenario.name"] == "multi_stream")
-    single = next(r for r in runs if r.data.params["scenario.name"] == "single_stream")
-    assert multi.data.metrics["query_latency_p50_ms"] > 4 * single.data.metrics["query_latency_p50_ms"]  # 8 samples a query
+
+
+def test_a_multi_stream_query_lasts_its_eight_samples(run_cli, tmp_path):
+    """One worker serves a query's 8 samples one after another: 8 steps of 5 ms, never less (a step never ends
+    early), and less than twice that on a busy host. A query timed by one sample (5 ms) or by 16 (80 ms) fails."""
+    _fixed_step(run_cli, tmp_path, "scenario=multi_stream", "scenario.min_query_count=20")
+    [record] = _records(tmp_path)
+    metrics = record["metrics"]
+    assert record["params"]["scenario.samples_per_query"] == "8" and metrics["query_count"] >= 20
+    assert 8 * SERVICE_MS <= metrics["query_latency_min_ms"] <= metrics["query_latency_p50_ms"] < 2 * 8 * SERVICE_MS, metrics
 
 
 @pytest.fixture
@@ -143,7 +156,10 @@ def test_colocated_networks_each_report_a_slowdown(run_cli, tmp_path, one_cpu):
     assert record["params"]["model"] == "squeezenet1_1+shufflenet_v2_x0_5"
     for name in ("squeezenet1_1", "shufflenet_v2_x0_5"):
         assert tags[f"colocated.{name}.threads"] == "1"
-        assert metrics[f"colocated.{name}.slowdown_p50"] > 1.3  # alone it has the CPU, together about half of it
+        # alone it shares the CPU with the host's other work, together with the other network too: with k other
+        # busy processes on that CPU a network slows by (k + 2) / (k + 1), 2 on an idle host and over 1.2 for k <= 4;
+        # streams that ran one after the other would read about 1
+        assert metrics[f"colocated.{name}.slowdown_p50"] > 1.2, metrics
         assert metrics[f"colocated.{name}.slowdown_p50"] == pytest.approx(
             metrics[f"colocated.{name}.together.query_latency_p50_ms"] / metrics[f"colocated.{name}.alone.query_latency_p50_ms"])
         assert metrics[f"colocated.{name}.output_max_rel_diff"] < 1e-2
