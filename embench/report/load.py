@@ -230,7 +230,7 @@ def tidy(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     metrics = metrics.drop(columns=[m for m in metric_names if m in runs])  # peak_gflops is read above
     metrics["time_per_call_ms"] = time_per_call(runs, metrics)
     colocated = raw.filter(regex=r"^tags\.colocated\.").rename(columns=lambda c: c[len("tags."):])  # threads per network
-    runs = pd.concat([runs.drop(columns="tag_status"), metrics, colocated], axis=1)
+    runs = pd.concat([runs.drop(columns="tag_status"), metrics, colocated], axis=1).copy()  # one block per dtype
     return runs, list(metrics.columns)
 
 
