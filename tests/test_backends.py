@@ -109,7 +109,7 @@ def test_a_wrong_output_fails_the_run_loudly(run_cli, tmp_path):
 @pytest.mark.parametrize(
     "override, needle",
     [
-        ("backend.runtime.dtype=fp64", "backend.runtime.dtype='fp64'"),
+        ("backend.runtime.precision=fp64", "backend.runtime.precision='fp64'"),
         ("backend=openvino backend.runtime.hint=fastest", "backend.runtime.hint='fastest'"),
         ("backend=openvino backend.runtime.precision=i8", "backend.runtime.precision='i8'"),
         ("backend=torch_compile backend.runtime.mode=turbo", "backend.runtime.mode='turbo'"),
