@@ -51,6 +51,7 @@ def test_onnxruntime_int8_without_qdq_fusion_is_refused_before_measuring(run_cli
     assert not list(tmp_path.glob("outputs/**/result.json")) or all(not r["metrics"].get("iterations") for r in results(tmp_path))
 
 
+@pytest.mark.slow  # quantizes a network: about 15 s
 def test_onnxruntime_int8_is_tagged_from_the_kernels_its_optimized_graph_runs(run_cli, tmp_path):
     result = run_cli("backend=onnxruntime", "backend.runtime.precision=int8", *SQUEEZENET)
     assert result.returncode == 0, result.output
@@ -60,6 +61,7 @@ def test_onnxruntime_int8_is_tagged_from_the_kernels_its_optimized_graph_runs(ru
     assert record["tags"]["backend.kernel_precisions"] == f"int8 {compute_layers('squeezenet1_1')}"
 
 
+@pytest.mark.slow  # two OpenVINO runs and a compile of its own: about 30 s
 @pytest.mark.parametrize("precision,hint", [("bf16", "bf16"), ("fp16", "f16")])
 def test_openvino_tag_is_the_precision_its_runtime_model_ran(run_cli, tmp_path, precision, hint):
     """Tagged with what OpenVINO ran (read here apart from embench); refused where it runs none in the one asked for
@@ -103,6 +105,7 @@ def test_an_int8_sweep_over_backends_runs_with_one_key(run_cli, mlflow_client, t
     assert names == [f"squeezenet1_1_cpu_{b}_b1_int8_quick" for b in ("executorch", "onnxruntime", "openvino")]
 
 
+@pytest.mark.slow  # measures two peak GEMMs: about 20 s
 def test_efficiency_is_against_the_peak_of_the_precision_that_ran(run_cli, mlflow_client, tmp_path):
     """A bf16 run's peak is a BF16 GEMM's, measured and cached apart from the FP32 one; the run names tell them apart."""
     result = run_cli("-m", "backend.runtime.precision=fp32,bf16", *SQUEEZENET, EMBENCH_CACHE_DIR=str(tmp_path / "cache"))

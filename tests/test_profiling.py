@@ -214,6 +214,7 @@ class ConvReluPool(torch.nn.Module):
         return torch.nn.functional.max_pool2d(torch.relu(self.conv(x)), 2)
 
 
+@pytest.mark.slow  # compiles a network: about 16 s
 def test_torch_compile_profile_names_inductors_generated_kernels(tmp_path, monkeypatch):
     """torch.compile's profile names each kernel Inductor generates, each in its layer's category, instead of
     leaving their time in the compiled graph's one call (38 % `other` for squeezenet1_1 before)."""

@@ -194,6 +194,7 @@ def _scenarios(labels: pd.Series) -> list[str]:
     return list(labels.str.extract(r" · (single_stream|server|multi_stream|offline)")[0])
 
 
+@pytest.mark.slow  # a sweep over four scenarios and a search: about 35 s
 def test_each_figure_plots_only_what_its_axis_names(scenarios_report):
     """Figure 1's axis is a call's latency: single stream only, at the known step. Figures 2, 3 and 5 are rates the
     device sustained: single stream and offline (at its two workers' known capacity), never a server's offered rate
