@@ -120,6 +120,16 @@ def mlflow_server(tmp_path_factory):
     server.stop()
 
 
+def assert_one_line_error(result, *needles: str) -> None:
+    """A refused run: one `embench: error:` line holding every needle, no traceback."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("embench: error:")]
+    assert len(errors) == 1, result.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
 def runs_of(client, experiment: str = "embench") -> list:
     found = client.get_experiment_by_name(experiment)
     return client.search_runs([found.experiment_id]) if found else []

@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from conftest import REPO
-from test_cli import assert_one_line_error
+from conftest import REPO, assert_one_line_error
 
 QUICK = ("protocol=quick", "model=squeezenet1_1")
 RESNET18_CONVOLUTIONS = 20

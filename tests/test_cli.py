@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, cli_env, free_port
+from conftest import REPO, assert_one_line_error, cli_env, free_port
 
 QUICK = ("protocol=quick",)
 REQUIRED_METRICS = {
@@ -22,15 +22,6 @@ REQUIRED_METRICS = {
 
 def result_files(root: Path) -> list[Path]:
     return sorted(root.glob("outputs/**/result.json"))
-
-
-def assert_one_line_error(result, *needles: str) -> None:
-    assert result.returncode != 0
-    assert "Traceback" not in result.output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("embench: error:")]
-    assert len(errors) == 1, result.stderr
-    for needle in needles:
-        assert needle in errors[0], errors[0]
 
 
 def test_sweep_logs_parent_and_child_runs_with_params_metrics_and_artifacts(run_cli, mlflow_client, tmp_path):

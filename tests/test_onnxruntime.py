@@ -4,10 +4,11 @@ import csv
 import json
 
 import pytest
+
+from conftest import assert_one_line_error
 import torch
 import torchvision
 
-from test_cli import assert_one_line_error
 
 QUICK = ("protocol=quick", "model=squeezenet1_1")
 

@@ -6,8 +6,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import CONF, REPO
-from test_cli import assert_one_line_error
+from conftest import CONF, REPO, assert_one_line_error
 
 QUICK = ("protocol=quick", "model=squeezenet1_1")
 PAPER_PLATFORMS = {

@@ -7,8 +7,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import runs_of
-from test_cli import assert_one_line_error
+from conftest import assert_one_line_error, runs_of
 
 SQUEEZENET = ("model=squeezenet1_1", "protocol=quick")
 

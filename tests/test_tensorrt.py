@@ -6,11 +6,12 @@ import json
 import sys
 
 import pytest
+
+from conftest import assert_one_line_error
 import torch
 
 from embench.backends.tensorrt import TensorRT
 from embench.errors import ConfigError
-from test_cli import assert_one_line_error
 
 RESNET18 = ("model=resnet18", "protocol=quick")
 
