@@ -1,5 +1,5 @@
 """python -m embench"""
 
-from embench.app import main
+from embench.cli.run import main
 
 main()

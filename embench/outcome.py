@@ -1,16 +1,18 @@
-"""The process exit status, gathered from jobs and the sweep (Hydra returns nothing to its caller)."""
+"""What a user reads of a run's outcome: the process exit status, and one-line errors and notes."""
 
 import sys
-
-_codes: list[int] = []
-
-
-def record(code: int) -> None:
-    _codes.append(code)
+from dataclasses import dataclass
 
 
-def exit_code() -> int:
-    return max(_codes, default=0)
+@dataclass
+class Outcome:
+    """The process exit status, gathered as the run or the sweep's jobs finish: the highest code wins
+    (0 ok, 1 a failed run, 2 bad input, 3 MLflow unreachable, 128+N a signal)."""
+
+    code: int = 0
+
+    def record(self, code: int) -> None:
+        self.code = max(self.code, code)
 
 
 def say_error(message: str) -> None:

@@ -54,11 +54,10 @@ def deferred():
         raise Interrupted(_pending.pop())
 
 
-def leave(code: int) -> None:
-    """Ends the process with `code`; at once (os._exit, streams flushed) when a signal cut a LoadGen
-    test short, since the interpreter's normal exit would abort on LoadGen's threads."""
-    loadgen = sys.modules.get("embench.scenarios.loadgen")
-    if loadgen is not None and loadgen.cut_short():
+def leave(code: int, abruptly: bool) -> None:
+    """Ends the process with `code`; at once (os._exit, streams flushed) when `abruptly`: a signal cut a LoadGen
+    test short (embench.scenarios.loadgen.cut_short), and the interpreter's normal exit would abort on its threads."""
+    if abruptly:
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

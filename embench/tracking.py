@@ -87,8 +87,9 @@ class Tracker:
     """
 
     def __init__(self, uri: str, experiment: str, http_max_retries: int, http_timeout_s: int):
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(http_max_retries))
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(http_timeout_s))  # MLflow wants whole seconds
+        # MLflow reads these from the environment: the run's settings (which took the environment's as defaults) win
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(http_max_retries)
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(http_timeout_s)  # MLflow wants whole seconds
         self.uri = absolute_uri(credentials.move_to_environment(uri))
         self.experiment_name = experiment
         self.down: str | None = None

@@ -11,8 +11,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from embench.backends import (TOLERANCE, check_calibration, check_choice, check_option, check_precision,
-                              kernel_precision_tags, require)
+from embench.backends import (
+    TOLERANCE,
+    check_calibration,
+    check_choice,
+    check_option,
+    check_precision,
+    kernel_precision_tags,
+    require,
+)
 from embench.backends.conversion import cached, calibration_batches, conversion_failed
 from embench.backends.onnx_export import exported_onnx
 from embench.errors import ConfigError, EmbenchError

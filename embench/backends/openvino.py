@@ -9,8 +9,16 @@ import numpy as np
 import openvino as ov
 import torch
 
-from embench.backends import (PRECISIONS, check_calibration, check_option, check_precision, is_count, kernel_precision_tags,
-                              require, tolerance)
+from embench.backends import (
+    PRECISIONS,
+    check_calibration,
+    check_option,
+    check_precision,
+    is_count,
+    kernel_precision_tags,
+    require,
+    tolerance,
+)
 from embench.backends.conversion import cached, calibration_batches, conversion_failed, shape_name
 from embench.errors import ConfigError
 from embench.platform import Device

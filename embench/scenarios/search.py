@@ -6,7 +6,6 @@ import numpy as np
 
 from embench.scenarios.loadgen import LoadGenRun
 
-
 P99_QUERIES_WITH_NONE_OVER = 459  # LoadGen's early stopping at p99: fewer queries than this are valid only with none over
 
 

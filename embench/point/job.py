@@ -64,7 +64,7 @@ def _is_out_of_memory(err: BaseException) -> bool:
 
 def measure_point(cfg: DictConfig) -> Measured:
     """Measures the point; every failure, and a signal, becomes a recorded status and an exit code."""
-    from embench import runner
+    from embench.point import runner
 
     result = new_result(cfg)
     capture = _Capture()

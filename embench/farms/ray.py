@@ -14,12 +14,12 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from omegaconf import DictConfig
-
 import embench
-from embench import outcome
+from embench import checks, outcome
+from embench.config.schema import FLAG, Setting, seconds
 from embench.errors import ConfigError
-from embench.point import Measured, died, measure_yaml
+from embench.farms.base import Job
+from embench.point.job import Measured, died, measure_yaml
 
 log = logging.getLogger("embench")
 RESOURCE_PREFIX = "platform:"
@@ -41,16 +41,25 @@ def software() -> dict[str, str]:
             "python": pyplatform.python_version()}
 
 
+class HostPort(Setting):
+    """The Ray head's HOST:PORT, or auto."""
+
+    def holds(self, value) -> bool:
+        port = str(value).rpartition(":")[2]
+        return isinstance(value, str) and bool(value.strip()) and not (port.isdigit() and not 0 < int(port) < 2**16)
+
+    def __str__(self) -> str:
+        return "the Ray head's HOST:PORT with a port from 1 to 65535, or auto for a cluster on this host"
+
+
 def _probe(task_yaml: str) -> dict[str, str]:
     """On a node: the job's settings hold there (thread counts against its CPUs), its device and backend
     are there (as a local run checks), and its versions."""
     from omegaconf import OmegaConf
 
-    from embench import preflight
-
     task = OmegaConf.create(task_yaml)
-    preflight.check_config(task, [])
-    preflight.check_point(task)
+    checks.check_config(task)
+    checks.check_point(task)
     return software()
 
 
@@ -78,11 +87,17 @@ def _check_reachable(address: str) -> None:
 class RayFarm:
     """A connection to the farm's Ray cluster that runs a sweep's jobs on the nodes serving their platforms."""
 
-    def __init__(self, farm: DictConfig):
+    OPTIONS = {"address": HostPort(), "node_wait_s": seconds(), "retry_lost": FLAG}
+    measures_here = False
+
+    def __init__(self, name: str, address: str, node_wait_s: float, retry_lost: bool):
+        self.name, self.address, self.node_wait_s, self.retry_lost = name, str(address), float(node_wait_s), retry_lost
+        self.ray = None
+
+    def _connect(self) -> None:
         import ray
 
-        self.ray, self.farm = ray, farm
-        self.address = str(farm.address)
+        self.ray = ray
         _check_reachable(self.address)
         try:
             ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=True)
@@ -104,15 +119,17 @@ class RayFarm:
         return (f"{what.format(self.address)} platform={platform_name} (waited {waited:.0f} s, farm.node_wait_s); "
                 f"it serves {served}; add one with `embench node --platform {platform_name} --address {self.address}`")
 
-    def check(self, jobs: list) -> None:
-        """Waits (farm.node_wait_s at most) for a node per platform, then checks each distinct point there.
+    def check(self, jobs: list[Job]) -> None:
+        """Joins the cluster, waits (farm.node_wait_s at most) for a node per platform, then checks each distinct
+        point there.
 
         Raises ConfigError when a node lacks the job's device or backend, or runs other versions
         of embench, torch or Python than this workstation; platforms no node serves are noted.
         """
+        self._connect()
         wanted = {job.platform for job in jobs}
         start = time.monotonic()
-        while not wanted <= self.served() and time.monotonic() - start < float(self.farm.node_wait_s):
+        while not wanted <= self.served() and time.monotonic() - start < self.node_wait_s:
             time.sleep(POLL_S)
         for name in sorted(wanted - self.served()):  # their jobs fail, each in one line; the others run
             self.unserved[name] = self._unserved_reason(name, time.monotonic() - start)
@@ -133,7 +150,7 @@ class RayFarm:
                 raise ConfigError(f"the farm's node for platform={job.platform} runs other software than this workstation "
                                   f"({'; '.join(differ)}): install the same embench, torch and Python on both")
 
-    def run(self, jobs: list):
+    def run(self, jobs: list[Job]):
         """Yields (job, Measured) as jobs finish, on whichever node serves their platform."""
         pending = {}
         for job in jobs:
@@ -168,7 +185,7 @@ class RayFarm:
 
     def _retry(self, job, err):
         """A job whose node was lost goes once more to another node serving its platform (farm.retry_lost)."""
-        if not (self._node_lost(err) and self.farm.retry_lost and not job.retried):
+        if not (self._node_lost(err) and self.retry_lost and not job.retried):
             return None
         job.retried = f"node lost ({type(err).__name__}); measured again on another node"
         outcome.say_note(f"job {job.number}: its node was lost ({type(err).__name__}); measuring it again on another "
@@ -198,7 +215,7 @@ class RayFarm:
                 orphaned_since.pop(name, None)
                 continue
             since = orphaned_since.setdefault(name, now)
-            if now - since >= float(self.farm.node_wait_s):
+            if now - since >= self.node_wait_s:
                 reason = self._unserved_reason(name, now - since, lost=True)
                 for ref, job in list(pending.items()):
                     if job.platform == name:
@@ -207,4 +224,5 @@ class RayFarm:
                         yield job, died(job.task, reason)
 
     def close(self) -> None:
-        self.ray.shutdown()
+        if self.ray is not None:
+            self.ray.shutdown()

@@ -1,4 +1,4 @@
-"""Keeping a measured job: its folder and its MLflow run; and the single run, measured in this process."""
+"""Keeping a measured job: its folder (log, traceback, result files) and its MLflow run."""
 
 import logging
 from dataclasses import dataclass
@@ -7,11 +7,11 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from embench import credentials, outcome, preflight, signals, ui_link
+from embench import credentials, outcome, signals
 from embench.artifacts import scrub_credentials, write_run_files, write_traceback
-from embench.errors import ConfigError, EmbenchError, TrackingError
-from embench.point import Measured, measure_point
-from embench.result import RunResult, point_key
+from embench.errors import TrackingError
+from embench.point.job import Measured
+from embench.result import RunResult
 from embench.tracking import absolute_uri, tracker_for
 
 log = logging.getLogger("embench")
@@ -61,24 +61,6 @@ def _child_name(child: RunResult) -> str:
     return f"qps{float(child.params['scenario.target_qps']):.4g}"
 
 
-def _check_single_run(cfg: DictConfig, out_dir: Path) -> JobReport | None:
-    """A single run's preflight (a sweep checks all its jobs before the first): a report if it must stop."""
-    try:
-        preflight.check_config(cfg, list(HydraConfig.get().overrides.task))
-        if cfg.farm.name == "ray":
-            raise ConfigError("farm=ray sends a sweep's jobs to the farm's nodes: add -m (a sweep of one point is fine), "
-                              "e.g. python -m embench -m model=resnet50 platform=xavier farm=ray")
-        preflight.check_point(cfg)
-        tracker = preflight.open_store(cfg.tracking, str(out_dir))
-    except EmbenchError as err:
-        outcome.say_error(str(err))
-        return JobReport(None, err.exit_code)
-    if cfg.resume and tracker and not tracker.down and point_key(cfg) in tracker.finished_point_keys():
-        outcome.say_note(f"resume=true: this point is already measured in experiment {cfg.tracking.experiment!r}; skipped")
-        return JobReport(None, 0)
-    return None
-
-
 def keep_measured(cfg: DictConfig, measured: Measured) -> JobReport:
     """In the job's Hydra context: its folder (log, traceback, result files), then its MLflow run."""
     hydra_cfg = HydraConfig.get()
@@ -108,22 +90,6 @@ def keep_measured_in(cfg: DictConfig, measured: Measured, out_dir: Path, log_nam
     report.exit_code = max(measured.exit_code, report.exit_code)
     if result.status == "ok":
         _report(result, report.files)
-    return report
-
-
-def run_job(cfg: DictConfig) -> JobReport:
-    """A single run, in this process: 0 ok, 1 failed run, 2 bad input, 3 MLflow unreachable, 128+N a signal."""
-    stop = _check_single_run(cfg, Path(HydraConfig.get().runtime.output_dir))
-    if stop:
-        return stop
-    measured = measure_point(cfg)
-    measured.log = []  # Hydra's file handler has them already
-    report = keep_measured(cfg, measured)
-    if report.logged:  # where to see it
-        tracker = tracker_for(cfg.tracking)
-        print(ui_link.single_run_line(tracker.uri, tracker.experiment_id, report.run_id))
-    if measured.interrupted_by:
-        raise signals.Interrupted(measured.interrupted_by)
     return report
 
 

@@ -1,6 +1,6 @@
-"""Where a sweep's jobs run: in this process (`farm=inline`) or each in a fresh process (`farm=local`).
+"""`farm=local`: a sweep's jobs run on this host, each in a fresh process.
 
-`farm=local` starts a fresh (spawned) process for each job: every job starts without the caches,
+It starts a fresh (spawned) process for each job: every job starts without the caches,
 allocator pools and lazily built kernels an earlier job left behind, so its first inference is a cold
 call wherever it sits in the sweep, and its memory figures count what a run alone counts. Each job
 pays torch's import (a process forked from one template would not, but its resident set lacks the
@@ -19,36 +19,20 @@ import threading
 from multiprocessing.connection import wait
 
 from embench import signals
-from embench.point import LOG_FORMAT, Measured, died, measure_point, measure_yaml
+from embench.farms.base import Job, OnThisHost
+from embench.point.job import LOG_FORMAT, Measured, died, measure_yaml
 
 STOP_GRACE_S = 30  # how long a signalled job has to hand back what it measured
 
 
-class InlineJobs:
-    """Measures each job in the embench process: for a debugger; a crash there ends the sweep. Only the first
-    job's first call is a cold one: the later jobs leave `first_inference_ms` out."""
+class LocalFarm(OnThisHost):
+    """`farm=local`: each job in a fresh process of its own on this host, one after another."""
 
-    def check(self, jobs: list) -> None:
-        pass  # the sweep checked every point on this host
-
-    def run(self, jobs: list):
-        for number, job in enumerate(jobs):
-            measured = measure_point(job.task)
-            if number:  # an earlier job warmed this process: its first call is not a cold one
-                measured.result.metrics.pop("first_inference_ms", None)
-            yield job, measured
-
-    def close(self) -> None:
-        pass
-
-
-class LocalJobs(InlineJobs):
-    """Measures each job in a fresh process of its own, one after another."""
-
-    def __init__(self):
+    def __init__(self, name: str = "local"):
+        self.name = name
         self.worker = LocalWorker()
 
-    def run(self, jobs: list):
+    def run(self, jobs: list[Job]):
         for job in jobs:
             yield job, self.worker.run(job)
 
@@ -108,7 +92,9 @@ def _measure_one(task: str, conn) -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     threading.Thread(target=_exit_with_parent, args=(conn,), daemon=True).start()
     conn.send(measure_yaml(task))
-    signals.leave(0)
+    from embench.scenarios.loadgen import cut_short
+
+    signals.leave(0, abruptly=cut_short())
 
 
 def _exit_with_parent(conn) -> None:

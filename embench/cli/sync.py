@@ -14,7 +14,7 @@ from embench import outcome
 from embench.artifacts import RESULT_FILE
 from embench.errors import ConfigError, TrackingError
 from embench.result import RunResult
-from embench.sweep import SWEEP_FILE
+from embench.sweep.parent import SWEEP_FILE
 from embench.tracking import NESTED_IN_TAG, SWEEP_UID_TAG, Tracker
 
 DEFAULT_URI = "sqlite:///mlflow.db"

@@ -15,7 +15,7 @@ import sys
 
 from embench import outcome
 from embench.errors import ConfigError, EmbenchError
-from embench.farm import resource
+from embench.farms.ray import resource
 
 DEFAULT_PORT = 6379
 
@@ -56,7 +56,7 @@ def _check_platform(name: str, config_dir: str | None) -> None:
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
-    from embench.app import config_dir as embench_config_dir
+    from embench.config.paths import config_dir as embench_config_dir
     from embench.platform import resolve_device
 
     overrides = [f"platform={name}"]

@@ -1,4 +1,4 @@
-"""The command line: `python -m embench` and `embench`, one Hydra app over conf/; `embench sync`."""
+"""The command line: `python -m embench` and `embench`, one Hydra app over conf/; `embench sync`, `embench node`."""
 
 import logging
 import os
@@ -8,20 +8,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from embench import credentials, outcome, signals
+from embench import checks, credentials, outcome, signals, ui_link
 from embench.artifacts import CANNOT_WRITE
-from embench.errors import EmbenchError
-
-
-def config_dir() -> str:
-    """conf/ inside an installed package, else conf/ beside the package in a checkout."""
-    package = Path(__file__).resolve().parent
-    for candidate in (package / "conf", package.parent / "conf"):
-        if (candidate / "config.yaml").is_file():
-            return str(candidate)
-    raise FileNotFoundError(f"embench's conf/ is missing next to {package}: reinstall embench")
+from embench.config.paths import add_colocated_models, config_dir, search_dirs
+from embench.errors import ConfigError, EmbenchError
+from embench.outcome import Outcome
+from embench.point.keep import JobReport
+from embench.result import point_key
 
 
 def _models_label(model: str, colocate) -> str:
@@ -30,12 +26,58 @@ def _models_label(model: str, colocate) -> str:
     return "+".join(map(str, colocate)) if listed and colocate else model
 
 
-@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
-def _hydra_main(cfg: DictConfig):
-    from embench.job import run_job  # imported here so --help and config errors stay fast
+class SingleRun:
+    """Hydra's task function: one run, measured in this process. It carries the process's outcome, which
+    embench's sweeper records a sweep's jobs into; `main` exits with it."""
 
-    report = run_job(cfg)
-    outcome.record(report.exit_code)
+    def __init__(self):
+        self.outcome = Outcome()
+
+    def __call__(self, cfg: DictConfig) -> JobReport:
+        report = _run_one(cfg)
+        self.outcome.record(report.exit_code)
+        return report
+
+
+def _check_single_run(cfg: DictConfig, out_dir: Path) -> JobReport | None:
+    """A single run's checks (a sweep checks all its jobs before the first): a report if it must stop."""
+    hydra_cfg = HydraConfig.get()
+    try:
+        dirs = search_dirs(hydra_cfg)
+        checks.check_config(cfg, list(hydra_cfg.overrides.task), dirs)
+        farm = checks.make_farm(cfg.farm)
+        if not farm.measures_here:
+            raise ConfigError(f"farm={farm.name} sends a sweep's jobs to the farm's nodes: add -m (a sweep of one point "
+                              f"is fine), e.g. python -m embench -m model=resnet50 platform=xavier farm={farm.name}")
+        checks.check_point(cfg)
+        add_colocated_models(cfg, dirs)
+        tracker = checks.open_store(cfg.tracking, str(out_dir))
+    except EmbenchError as err:
+        outcome.say_error(str(err))
+        return JobReport(None, err.exit_code)
+    if cfg.resume and tracker and not tracker.down and point_key(cfg) in tracker.finished_point_keys():
+        outcome.say_note(f"resume=true: this point is already measured in experiment {cfg.tracking.experiment!r}; skipped")
+        return JobReport(None, 0)
+    return None
+
+
+def _run_one(cfg: DictConfig) -> JobReport:
+    """A single run, in this process: 0 ok, 1 failed run, 2 bad input, 3 MLflow unreachable, 128+N a signal."""
+    from embench.point.job import measure_point  # imported here so --help and config errors stay fast
+    from embench.point.keep import keep_measured
+    from embench.tracking import tracker_for
+
+    stop = _check_single_run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    if stop:
+        return stop
+    measured = measure_point(cfg)
+    measured.log = []  # Hydra's file handler has them already
+    report = keep_measured(cfg, measured)
+    if report.logged:  # where to see it
+        tracker = tracker_for(cfg.tracking)
+        print(ui_link.single_run_line(tracker.uri, tracker.experiment_id, report.run_id))
+    if measured.interrupted_by:
+        raise signals.Interrupted(measured.interrupted_by)
     return report
 
 
@@ -63,23 +105,23 @@ def _describe(err: Exception) -> str:
 
 
 def _register_sweeper() -> None:
-    """Hydra finds plugins by walking hydra_plugins/, which an editable install hides: name ours directly."""
+    """Hydra finds plugins by walking hydra_plugins/, which an editable install hides: register ours by hand."""
     from hydra.core.plugins import Plugins
 
     plugins = Plugins.instance()  # scans (and re-executes) Hydra's core plugins: import ours after it
     from hydra_plugins.embench_sweeper.embench_sweeper import EmbenchSweeper
 
-    plugins.class_name_to_class[f"{EmbenchSweeper.__module__}.{EmbenchSweeper.__name__}"] = EmbenchSweeper
+    plugins.register(EmbenchSweeper)
 
 
 def main() -> None:
     if sys.argv[1:2] == ["sync"]:
-        from embench.sync import main as sync
+        from embench.cli.sync import main as sync
 
         sync(sys.argv[2:])
         return
     if sys.argv[1:2] == ["node"]:
-        from embench.node import main as node
+        from embench.cli.node import main as node
 
         node(sys.argv[2:])
         return
@@ -92,12 +134,15 @@ def main() -> None:
     OmegaConf.register_new_resolver("embench.models", _models_label, replace=True)
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's traceback printer
+    task = SingleRun()
     try:
-        _hydra_main()
+        hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")(task)()
     except KeyboardInterrupt as err:
         stop = err if isinstance(err, signals.Interrupted) else signals.Interrupted()
         outcome.say_error(f"{stop.describe()}: the run in progress is recorded as killed; finished runs are kept")
-        signals.leave(stop.exit_code)
+        from embench.scenarios.loadgen import cut_short
+
+        signals.leave(stop.exit_code, abruptly=cut_short())
     except EmbenchError as err:
         if wants_traceback:
             raise
@@ -111,4 +156,4 @@ def main() -> None:
             sys.exit(1)
         outcome.say_error(credentials.redact(_describe(err)))  # Hydra's missing-config error is an OSError too
         sys.exit(2)
-    sys.exit(outcome.exit_code())
+    sys.exit(task.outcome.code)

@@ -10,26 +10,15 @@ import csv
 import io
 import multiprocessing
 import queue
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from embench.errors import ConfigError, EmbenchError
+from embench.errors import EmbenchError
 from embench.result import RunResult
 
 PHASES = ("alone", "together")
 HEADLINE = ("query_latency_p50_ms", "query_latency_p90_ms", "query_latency_p99_ms", "samples_per_s", "loadgen_valid")
 _ANSWER_WAIT_S = 1.0
-
-
-def model_config(name: str) -> DictConfig:
-    from embench.app import config_dir
-
-    path = Path(config_dir()) / "model" / f"{name}.yaml"
-    if not path.is_file():
-        valid = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ConfigError(f"colocate: no model named {name!r}; valid: {', '.join(valid)}")
-    return OmegaConf.load(path)
 
 
 def thread_split(total: int, count: int, asked) -> list[int]:
@@ -47,18 +36,20 @@ def _stream(cfg_yaml: str, index: int, count: int, barrier, done, answers) -> No
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole terminal group: the parent ends this process
 
-    from embench import models, runner
+    from embench import checks, models
     from embench.measure import StopRule
+    from embench.point.build import check_output, example_input, model_id
     from embench.scenarios import drive, loadgen
 
     try:
         cfg = OmegaConf.create(cfg_yaml)
-        device, _, backend = runner.check_point(cfg)
+        ready = checks.check_point(cfg)
+        device, backend = ready.device, ready.backend
         torch.manual_seed(int(cfg.seed))
         model = models.build_model(cfg.model)
-        example = runner.example_input(int(cfg.batch), int(cfg.model.input_size), int(cfg.seed))
+        example = example_input(int(cfg.batch), int(cfg.model.input_size), int(cfg.seed))
         with torch.inference_mode():
-            prepared = backend.prepare(model, example, device, runner.model_id(cfg))
+            prepared = backend.prepare(model, example, device, model_id(cfg))
             rule = StopRule.from_protocol(cfg.protocol)
             steps = drive.worker_steps(prepared, int(cfg.scenario.get("workers", 1)), cfg.backend.name)
             step_s = drive.warm_step_s(drive.start(steps, device.sync, rule))
@@ -75,7 +66,7 @@ def _stream(cfg_yaml: str, index: int, count: int, barrier, done, answers) -> No
                 prepared()
                 device.sync()
             check = RunResult(params={})
-            runner.check_output(prepared, cfg, example, check)
+            check_output(prepared, cfg, example, check)
         answers.put((index, runs, check.metrics, None))
     except BaseException as err:  # noqa: BLE001 - handed to the parent, which names the network
         barrier.abort()
@@ -104,7 +95,7 @@ def run(cfg: DictConfig, result: RunResult, total_threads: int) -> None:
     configs = []
     for name, share in zip(names, threads):
         network = OmegaConf.to_container(cfg, resolve=True)
-        network.update(model=OmegaConf.to_container(model_config(name)), colocate=None, colocate_threads=None)
+        network.update(model=network["colocated_models"][name], colocate=None, colocate_threads=None, colocated_models=None)
         network["platform"]["threads"] = share
         configs.append(OmegaConf.to_yaml(network))
         result.tags[f"colocated.{name}.threads"] = str(share)

@@ -1,0 +1,106 @@
+"""Can this run? One ordered pipeline of checks, made before anything is measured.
+
+    1. config values and keys   (each job; fast, imports no torch)
+    2. one store, one farm      (a sweep's jobs share them)
+    3. the farm's own options   (its class, built from farm._target_)
+    4. model factory, device, backend options   (each distinct point, on the host that measures it)
+    5. the store                (reachable, stale runs closed)
+    6. the farm's nodes         (the farm checks each job where it will run: farms.base.Farm.check)
+
+A single run, a sweep and a farm node's probe all go through these functions; each raises an
+EmbenchError whose message names the value and what is valid.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from embench import models, outcome, platform
+from embench.config.validate import validate
+from embench.errors import ConfigError, EmbenchError, TrackingError
+
+
+def check_config(cfg: DictConfig, overrides: list[str] = (), search_dirs: list[Path] = ()) -> None:
+    """1. Values and keys, scenario and co-location, against the schema. Raises ConfigError."""
+    validate(cfg, list(overrides), list(search_dirs))
+
+
+def check_shared(tasks: list[DictConfig]) -> None:
+    """2. A sweep logs to one store and experiment and runs on one farm."""
+    for section, why in (("tracking", "logs to one store and experiment"), ("farm", "runs on one farm")):
+        if len({OmegaConf.to_yaml(task[section]) for task in tasks}) > 1:
+            raise ConfigError(f"{section}.* differs between the jobs of this sweep: a sweep {why}")
+
+
+def make_farm(farm: DictConfig):
+    """3. The farm (a class named by farm._target_ with farms.base.Farm's methods), its options checked."""
+    return _instantiate(farm, f"farm={farm.get('name')}")
+
+
+@dataclass
+class Ready:
+    """What a point needs on this host: its device, whether it stands in for an absent one, its backend."""
+
+    device: platform.Device
+    substituted: bool
+    backend: object
+
+
+def check_point(cfg: DictConfig) -> Ready:
+    """4. The model factory imports, the platform's device is here, the backend accepts its options and device."""
+    models.check_factory(cfg.model)
+    device, substituted = platform.resolve_device(cfg.platform)
+    backend = _instantiate(cfg.backend.runtime, f"backend={cfg.backend.name}")
+    if device.kind not in backend.DEVICE_KINDS:
+        raise ConfigError(
+            f"backend={cfg.backend.name} cannot run on platform={cfg.platform.name} (a {device.kind} device); "
+            f"it runs on {' or '.join(backend.DEVICE_KINDS)} platforms"
+        )
+    return Ready(device, substituted, backend)
+
+
+def check_points_here(tasks: list[DictConfig]) -> None:
+    """4, for a sweep measured on this host: each distinct (model factory, platform, backend) once."""
+    for task in {point_check_key(task): task for task in tasks}.values():
+        check_point(task)
+
+
+def point_check_key(task: DictConfig) -> str:
+    """What check_point depends on: two jobs with the same key pass or fail it together."""
+    return "".join(OmegaConf.to_yaml(task[part]) for part in ("platform", "backend")) + str(task.model.factory)
+
+
+def open_store(tracking: DictConfig, results_in: str):
+    """5. The tracker, connected, with stale runs of dead processes closed; None when tracking is off.
+
+    A deleted experiment or an unusable URI raises ConfigError. An unreachable store is said in one
+    line and the run goes on: its results stay in `results_in` for `embench sync`.
+    """
+    if not tracking.enabled:
+        return None
+    from embench.tracking import tracker_for
+
+    tracker = tracker_for(tracking)
+    try:
+        tracker.close_stale_runs()
+    except TrackingError as err:
+        outcome.say_error(f"{err}; measuring anyway: results stay in {results_in} (upload them later with "
+                          f"`embench sync {results_in}`)")
+    return tracker
+
+
+def _instantiate(node: DictConfig, what: str):
+    """A plugin object (a backend's runtime, a farm); a bad option is the user's error, named in one line."""
+    try:
+        return instantiate(node)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, EmbenchError):  # e.g. a runtime package missing on import
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        reason = " ".join(str(err.__cause__ or err).split())
+        raise ConfigError(f"{what}: cannot build {node.get('_target_')}: {reason}") from err

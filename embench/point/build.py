@@ -1,0 +1,54 @@
+"""What every measurement of a point builds: its input, its model's name, and the check of its output."""
+
+import hashlib
+from importlib import metadata
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from embench import models
+from embench.errors import EmbenchError
+from embench.result import RunResult
+
+
+def example_input(batch: int, input_size: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, input_size, input_size, generator=generator)
+
+
+def model_id(cfg: DictConfig) -> str:
+    """Names the model's weights: its config, the seed and the library versions that build it."""
+    identity = OmegaConf.to_yaml(cfg.model, resolve=True) + f"seed={cfg.seed}"
+    for library in ("torch", "torchvision", "timm", "pretrainedmodels"):
+        identity += f"{library}={metadata.version(library)}"
+    return f"{cfg.model.name}-{hashlib.sha1(identity.encode()).hexdigest()[:12]}"
+
+
+TINY_OUTPUT = 1e-6  # some random-weight networks (depthwise ones) output ~1e-9: reduced precisions round it to 0
+CHECK_ROWS = 8  # images of the batch checked against the reference: enough to catch a wrong backend
+
+
+def check_output(prepared, cfg: DictConfig, example: torch.Tensor, result: RunResult) -> None:
+    """The backend's output against torch eager FP32 on the CPU; a wrong one fails the run.
+
+    Runs after timing and after the memory peak is read: the reference, rebuilt from the same seed
+    on the first CHECK_ROWS images, neither warms the backend up nor adds to its memory figure.
+    """
+    rows = min(int(cfg.batch), CHECK_ROWS)
+    output = prepared.output().reshape(int(cfg.batch), -1)[:rows]
+    torch.manual_seed(int(cfg.seed))
+    reference = models.build_model(cfg.model)(example[:rows]).float().reshape(rows, -1)
+    abs_diff = float((output - reference).abs().max())
+    scale = float(reference.abs().max()) or 1.0
+    result.metrics["output_max_abs_diff"] = abs_diff
+    result.metrics["output_max_rel_diff"] = abs_diff / scale
+    # the share of checked images whose top-1 class is the reference's (random weights: agreement, not accuracy)
+    result.metrics["output_top1_agreement"] = float((output.argmax(1) == reference.argmax(1)).float().mean())
+    if not abs_diff / scale <= prepared.tolerance:  # also catches NaN
+        precision = result.tags.get("backend.precision")
+        tiny = f"; the FP32 output itself is only {scale:.2g} in magnitude (random weights), below what {precision} " \
+               "resolves" if scale < TINY_OUTPUT and precision != "fp32" else ""
+        raise EmbenchError(
+            f"backend={cfg.backend.name} gives a wrong output: max abs difference {abs_diff:.3g} from torch eager FP32, "
+            f"{abs_diff / scale:.3g} of the output's magnitude (tolerance {prepared.tolerance:g} at {precision}){tiny}"
+        )

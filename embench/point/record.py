@@ -1,0 +1,145 @@
+"""Recording what a run measured into its RunResult: device, timing, load, energy, contention, efficiency."""
+
+import logging
+
+import psutil
+import torch
+from omegaconf import DictConfig
+
+from embench import memory, platform
+from embench.contention import CpuContention
+from embench.energy import EnergyMeter
+from embench.host import host_tags
+from embench.measure import Timing
+from embench.peak import peak_gflops
+from embench.result import RunResult
+from embench.scenarios import drive, figures, search
+from embench.stats import summarize
+
+log = logging.getLogger("embench")
+
+
+def record_device(cfg: DictConfig, result: RunResult, device: platform.Device, substituted: bool) -> None:
+    result.tags.update(host_tags())
+    result.tags.update({"device.type": device.kind, "device.name": device.name, "threads": str(device.threads)})
+    logical = psutil.cpu_count() or 1
+    result.tags["threads_oversubscribed"] = str(device.threads > logical).lower()
+    if device.threads > logical:
+        log.warning("platform.threads=%d is more than this host's %d logical CPUs: threads will wait for each other, "
+                    "and the run is tagged threads_oversubscribed=true", device.threads, logical)
+    if substituted:
+        result.tags["device.fallback"] = f"{cfg.platform.name} absent, ran on this host's {device.kind}: {device.name}"
+        log.warning("platform=%s is absent (platform.strict=false): running on %s (%s)", cfg.platform.name, device.kind, device.name)
+    memory.reset_peak()  # building and converting the model: prepare_peak_memory_mb
+    if device.kind == "cuda":
+        from embench.gpu import gpu_tags
+
+        result.tags.update(gpu_tags(device.torch_device.index or 0))
+        result.tags["version.cuda"] = str(torch.version.cuda)
+
+
+def record_energy(result: RunResult, energy: EnergyMeter, inferences: int) -> None:
+    """Mean power over the metered span; energy per inference over the timed window at that power.
+
+    The two spans are one for embench's own loop; a LoadGen test is metered with LoadGen's start-up
+    and wind-down (tens of ms) around the timed window.
+    """
+    result.tags["energy_source"] = energy.source
+    if energy.joules:
+        power_w = energy.joules / energy.seconds
+        window_joules = power_w * result.metrics["measure_s"]
+        result.metrics["energy_per_inference_mj"] = 1e3 * window_joules / inferences
+        result.metrics["inferences_per_joule"] = inferences / window_joules
+        result.metrics["power_w"] = power_w
+
+
+def record_efficiency(result: RunResult, device: platform.Device, published: float | None) -> None:
+    """Achieved over the peak of the precision the kernels ran in (`published` is an FP32 figure); none without one."""
+    peak, source = peak_gflops(device, published, result.tags.get("backend.precision", "fp32"))
+    result.tags["peak_source"] = source
+    if peak:
+        result.metrics["peak_gflops"] = peak
+        result.metrics["efficiency"] = result.metrics["achieved_gflops"] / peak
+
+
+def record_contention(result: RunResult, contention: CpuContention) -> None:
+    figures.record_contention(result, contention.other_cores)
+    if contention.busy:
+        log.warning(
+            "the host was busy: other processes used %.2f CPU cores while measuring; "
+            "latencies may be inflated, re-run on an idle machine",
+            contention.other_cores,
+        )
+
+
+def record_phases(result: RunResult, timing: Timing) -> None:
+    metrics = result.metrics
+    metrics["first_inference_ms"] = timing.first_ns / 1e6
+    metrics["warmup_iterations"] = float(timing.warmup_iterations)
+    metrics["warmup_s"] = timing.warmup_ns / 1e9
+    metrics["measure_s"] = timing.loop_ns / 1e9
+    metrics["iterations"] = float(len(timing.latencies_ns))
+    result.tags["stop_reason"] = timing.stop_reason
+
+
+def record_load(result: RunResult, loaded: drive.ScenarioTiming, scenario, batch: int, requests: int, protocol) -> float:
+    """A LoadGen scenario's figures; returns the time of one step (ms) that derived figures use.
+
+    Single stream keeps the latency statistics of the timed steps (one at a time, on this thread). Under the other scenarios steps queue and overlap, so their times are reported as
+    `service_time_*` and the load's figures are LoadGen's query latencies and rates.
+    """
+    if scenario.name == "single_stream":
+        step_ms = record_timing(result, loaded.timing, batch, requests, protocol)
+        figures.record(result, loaded.chosen, scenario, batch * requests)
+        return step_ms
+    record_phases(result, loaded.timing)
+    figures.record(result, loaded.chosen, scenario, batch * requests)
+    metrics = result.metrics
+    metrics["achieved_gflops"] = metrics["flops"] * metrics["throughput_ips"] / 1e9
+    if scenario.name == "server" and scenario.find_max_qps:
+        metrics["server_max_qps"] = search.max_valid_qps(loaded.runs)
+        metrics["search_runs"] = float(len(loaded.runs))
+        result.tags["search.stopped"] = loaded.search_stopped
+        result.children = [figures.probe_run(result, run, scenario, batch * requests) for run in loaded.runs]
+        log.info("highest valid server QPS: %.3g (valid: %s; %d LoadGen runs; stopped: %s)", metrics["server_max_qps"],
+                 search.bound_rule(loaded.chosen, scenario.latency_bound_ms), len(loaded.runs), loaded.search_stopped)
+    return metrics.get("service_time_median_ms") or 1e3 * batch * requests / metrics["throughput_ips"]
+
+
+def record_timing(result: RunResult, timing: Timing, batch: int, requests: int, protocol) -> float:
+    """Timing metrics by protocol mode; returns the time of one step (ms) that derived figures use.
+
+    Latency mode with one request per step: every iteration is one synchronised call, so `latency_*`
+    are latencies. Throughput mode runs iterations back to back, and several requests in flight
+    overlap: per-iteration times then time no single call, and the figures are `throughput_ips` and
+    `batch_time_ms` (the loop's wall time / the batches it ran).
+    """
+    inferences_per_step = batch * requests
+    metrics, iterations, seconds = result.metrics, len(timing.latencies_ns), timing.loop_ns / 1e9
+    record_phases(result, timing)
+    result.latencies_ms = [ns / 1e6 for ns in timing.latencies_ns]
+    metrics["throughput_ips"] = inferences_per_step * iterations / seconds
+    stats = summarize(timing.latencies_ns)
+    if protocol.mode == "latency" and requests == 1:
+        metrics.update(stats)
+        step_ms, what = stats["latency_median_ms"], "median latency"
+    else:
+        result.latencies_ms = []  # enqueue intervals or overlapping requests, not latencies: not logged as such
+        step_ms, what = 1e3 * seconds / iterations, "time per step"
+        metrics["batch_time_ms"] = step_ms / requests
+        metrics["enqueue_interval_cv"] = stats["latency_cv"]
+    metrics["achieved_gflops"] = metrics["flops"] * inferences_per_step / (step_ms / 1e3) / 1e9
+    if iterations < protocol.min_iterations:
+        log.warning(
+            "only %d of protocol.min_iterations=%d timed iterations fit in protocol.max_duration_s=%s",
+            iterations, protocol.min_iterations, protocol.max_duration_s,
+        )
+    unstable = max(stats["latency_cv"], abs(stats["latency_drift"])) > protocol.unstable_cv
+    result.tags["unstable"] = str(unstable).lower()
+    if unstable:
+        log.warning(
+            "unstable measurement: CV %.1f%%, drift %+.1f%% between the loop's halves of the iteration times, above "
+            "%.0f%% (%s %.3f ms); close other programs or lengthen the protocol",
+            100 * stats["latency_cv"], 100 * stats["latency_drift"], 100 * protocol.unstable_cv, what, step_ms,
+        )
+    return step_ms
