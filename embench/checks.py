@@ -1,9 +1,10 @@
 """Can this run? One ordered pipeline of checks, made before anything is measured.
 
-    1. config values and keys   (each job; fast, imports no torch)
+    1. config values and keys, then the scenario   (each job; fast, imports no torch)
     2. one store, one farm      (a sweep's jobs share them)
     3. the farm's own options   (its class, built from farm._target_)
-    4. model factory, device, backend options   (each distinct point, on the host that measures it)
+    4. model factory, device, backend options   (each distinct point, on the host that measures it;
+                                                 `embench node` checks each platform's device)
     5. the store                (reachable, stale runs closed)
     6. the farm's nodes         (the farm checks each job where it will run: farms.base.Farm.check)
 
@@ -19,13 +20,39 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from embench import models, outcome, platform
-from embench.config.validate import validate
+from embench.config.validate import bad_value, validate
 from embench.errors import ConfigError, EmbenchError, TrackingError
+from embench.scenarios.kinds import KINDS
 
 
 def check_config(cfg: DictConfig, overrides: list[str] = (), search_dirs: list[Path] = ()) -> None:
-    """1. Values and keys, scenario and co-location, against the schema. Raises ConfigError."""
+    """1. Values and keys against the schema (co-location's included), then the scenario. Raises ConfigError."""
     validate(cfg, list(overrides), list(search_dirs))
+    check_scenario(cfg.scenario, cfg.protocol, colocated=bool(cfg.get("colocate")))
+
+
+def check_scenario(scenario: DictConfig, protocol: DictConfig, colocated: bool) -> None:
+    """1. The scenario is a kind embench drives (scenarios.kinds), with that kind's keys and values, under a
+    protocol LoadGen has a rule for."""
+    name = scenario.get("name")
+    if name not in KINDS:
+        raise ConfigError(f"scenario={name!r} is not valid; valid: {', '.join(KINDS)}")
+    kind = KINDS[name]
+    keys = ("name", *kind.keys)
+    for key in scenario.keys():
+        if key not in keys:
+            raise ConfigError(f"scenario.{key}: scenario={name} has no such key; its keys: {', '.join(keys)}")
+    missing = [key for key in kind.required if key not in scenario]
+    if missing:
+        raise ConfigError(f"scenario={name} needs scenario.{missing[0]}; its keys: {', '.join(keys)}")
+    for key, setting in kind.keys.items():
+        if key in scenario and not setting.holds(scenario[key]):
+            raise bad_value(f"scenario.{key}", scenario[key], str(setting), f" (scenario={name})")
+    if name != "single_stream" and (protocol.mode != "latency" or protocol.cooloff_s):
+        raise ConfigError(f"scenario={name} is driven by LoadGen, which neither pauses between queries nor runs "
+                          f"unsynchronised batches: use a latency protocol without cool-off (not protocol={protocol.name})")
+    if colocated and scenario.get("find_max_qps"):
+        raise ConfigError("scenario.find_max_qps=true searches one network's rate: not with colocate")
 
 
 def check_shared(tasks: list[DictConfig]) -> None:
@@ -52,7 +79,7 @@ class Ready:
 def check_point(cfg: DictConfig) -> Ready:
     """4. The model factory imports, the platform's device is here, the backend accepts its options and device."""
     models.check_factory(cfg.model)
-    device, substituted = platform.resolve_device(cfg.platform)
+    device, substituted = check_device(cfg.platform)
     backend = _instantiate(cfg.backend.runtime, f"backend={cfg.backend.name}")
     if device.kind not in backend.DEVICE_KINDS:
         raise ConfigError(
@@ -60,6 +87,11 @@ def check_point(cfg: DictConfig) -> Ready:
             f"it runs on {' or '.join(backend.DEVICE_KINDS)} platforms"
         )
     return Ready(device, substituted, backend)
+
+
+def check_device(platform_cfg: DictConfig) -> tuple[platform.Device, bool]:
+    """4. The platform's device is on this host (or stands in for it, platform.strict=false)."""
+    return platform.resolve_device(platform_cfg)
 
 
 def check_points_here(tasks: list[DictConfig]) -> None:

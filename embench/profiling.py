@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import IO, Callable, Iterator
 
+from embench.names import PROFILE_COVERAGE, PROFILE_PCT, PROFILE_TOTAL_MS, PROFILE_WALL_MS
+
 CATEGORIES = (
     "convolution",
     "batch_norm",
@@ -151,10 +153,10 @@ class Profile:
 
     def metrics(self, latency_median_ms: float) -> dict[str, float]:
         """profile_pct_<category>, and the profiled total against the end-to-end median."""
-        metrics = {f"profile_pct_{category}": pct for category, pct in self.category_pct().items()}
-        metrics["profile_total_ms"] = self.total_ms
-        metrics["profile_wall_ms"] = self.wall_ms
-        metrics["profile_coverage"] = self.total_ms / latency_median_ms if latency_median_ms else 0.0
+        metrics = {PROFILE_PCT + category: pct for category, pct in self.category_pct().items()}
+        metrics[PROFILE_TOTAL_MS] = self.total_ms
+        metrics[PROFILE_WALL_MS] = self.wall_ms
+        metrics[PROFILE_COVERAGE] = self.total_ms / latency_median_ms if latency_median_ms else 0.0
         return metrics
 
     def op_rows(self) -> list[dict]:

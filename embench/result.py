@@ -9,10 +9,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from embench.names import BACKEND_PARAM, BATCH_PARAM, MODEL_PARAM, PLATFORM_PARAM, POINT_PARAMS, PROTOCOL_PARAM
 from embench.profiling import Profile
 
-# The five keys that identify a measured point, logged under exactly these names.
-POINT_KEYS = ("model", "platform", "backend", "protocol", "batch")
 # Not properties of the measurement: where it is logged, whether a sweep resumes, where jobs are sent.
 _NOT_THE_POINT = ("tracking", "resume", "farm")
 
@@ -43,15 +42,15 @@ def run_params(cfg: DictConfig) -> dict[str, str]:
     """The point's five keys plus the flattened resolved config."""
     container = _measured_config(cfg)
     params = {
-        "model": str(cfg.model.name),
-        "platform": str(cfg.platform.name),
-        "backend": str(cfg.backend.name),
-        "protocol": str(cfg.protocol.name),
-        "batch": str(cfg.batch),
+        MODEL_PARAM: str(cfg.model.name),
+        PLATFORM_PARAM: str(cfg.platform.name),
+        BACKEND_PARAM: str(cfg.backend.name),
+        PROTOCOL_PARAM: str(cfg.protocol.name),
+        BATCH_PARAM: str(cfg.batch),
     }
     params.update(_flatten(container))
     if cfg.get("colocate"):
-        params["model"] = "+".join(cfg.colocate)
+        params[MODEL_PARAM] = "+".join(cfg.colocate)
     return params
 
 
@@ -77,7 +76,7 @@ class RunResult:
         self.status, self.error, self.end_time = status, error, time.time()
 
     def point(self) -> str:
-        return " ".join(f"{key}={self.params.get(key)}" for key in POINT_KEYS)
+        return " ".join(f"{key}={self.params.get(key)}" for key in POINT_PARAMS)
 
     def to_json(self) -> dict:
         return {

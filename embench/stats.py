@@ -12,6 +12,15 @@ import math
 import numpy as np
 from scipy.special import bdtr
 
+from embench.names import (
+    LATENCY_CV,
+    LATENCY_DRIFT,
+    LATENCY_MAX_MS,
+    LATENCY_MEDIAN_MS,
+    LATENCY_MIN_MS,
+    LATENCY_PERCENTILE_MS,
+)
+
 TAILS = (90, 95, 99)
 
 
@@ -58,13 +67,13 @@ def summarize(latencies_ns: list[int]) -> dict[str, float]:
     std = float(ms.std(ddof=1)) if n > 1 else 0.0
     stats = {
         "latency_mean_ms": mean,
-        "latency_median_ms": float(np.median(ms)),
-        **tail_percentiles(ms, "latency_p{}_ms"),
-        "latency_min_ms": float(ms[0]),
-        "latency_max_ms": float(ms[-1]),
+        LATENCY_MEDIAN_MS: float(np.median(ms)),
+        **tail_percentiles(ms, LATENCY_PERCENTILE_MS),
+        LATENCY_MIN_MS: float(ms[0]),
+        LATENCY_MAX_MS: float(ms[-1]),
         "latency_std_ms": std,
-        "latency_cv": std / mean if mean > 0 else 0.0,
-        "latency_drift": _drift(in_order),
+        LATENCY_CV: std / mean if mean > 0 else 0.0,
+        LATENCY_DRIFT: _drift(in_order),
         "iterations": float(n),
     }
     if holds(n, 75):

@@ -18,14 +18,29 @@ from omegaconf import DictConfig
 
 from embench import credentials, outcome, ui_link
 from embench.errors import ConfigError, TrackingError
+from embench.names import (
+    BACKEND_PARAM,
+    BATCH_PARAM,
+    ERROR_TAG,
+    MODEL_PARAM,
+    NESTED_IN_TAG,  # noqa: F401 (embench.cli.sync still imports it from here)
+    PARENT_RUN_TAG,
+    PLATFORM_PARAM,
+    POINT_KEY_TAG,
+    PRECISION_TAG,
+    PROTOCOL_PARAM,
+    RUN_UID_TAG,
+    RUNTIME_PRECISION_PARAM,
+    SCENARIO_PARAM,
+    STATUS_TAG,
+    SWEEP_UID_TAG,
+)
 from embench.result import RunResult
 
 _STATUS = {"ok": "FINISHED", "failed": "FAILED", "oom": "FAILED", "killed": "KILLED"}
 _MAX_PARAM_CHARS = 6000
 _MAX_TAG_CHARS = 8000
 HOST_TAG, PID_TAG, PID_START_TAG = "embench.host", "embench.pid", "embench.pid_started"
-RUN_UID_TAG, SWEEP_UID_TAG, POINT_KEY_TAG = "embench.run_uid", "embench.sweep_uid", "embench.point_key"
-NESTED_IN_TAG = "search.parent_run_uid"  # on a run nested in another (a search's probe): that run's run_uid
 _NOT_A_STORE = ("registered tracking store", "unsupported URI", "Invalid SQLite URL")  # bad input, not an outage
 LOGGED_TAG = "embench.logged"  # set last: a run without it was cut off while being logged
 
@@ -207,7 +222,7 @@ class Tracker:
 
     def find_parent(self, sweep_uid: str):
         runs = self.search(f"tags.`{SWEEP_UID_TAG}` = '{sweep_uid}'")
-        parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+        parents = [run for run in runs if PARENT_RUN_TAG not in run.data.tags]
         return parents[0] if parents else None
 
     def start_parent(self, run_name: str, tags: dict[str, str]) -> str:
@@ -221,23 +236,22 @@ class Tracker:
     def log_result(self, result: RunResult, artifact_dir: Path | None, parent_run_id: str | None) -> str:
         """Logs one run (params, metrics, tags, artifacts) and closes it; returns its run id."""
         from mlflow.entities import Metric, Param
-        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-        tags = dict(result.tags, status=result.status) | owner_tags()
+        tags = result.tags | {STATUS_TAG: result.status} | owner_tags()
         tags[RUN_UID_TAG] = result.run_uid
         tags[ui_link.DESCRIPTION_TAG] = ui_link.result_line(  # the run's description in the UI
             result.point(), ui_link.status_label(result.status, result.tags), result.metrics,
             ui_link.headline_metric(result.params), result.error)[:_MAX_TAG_CHARS]
         if result.error:
-            tags["error"] = result.error[:_MAX_TAG_CHARS]
+            tags[ERROR_TAG] = result.error[:_MAX_TAG_CHARS]
         if parent_run_id:
-            tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+            tags[PARENT_RUN_TAG] = parent_run_id
         # what a sweep varies, so the UI's run list tells runs apart: the precision that ran, then the scenario and
         # the protocol where they are not the defaults (single_stream, latency)
         name = "_".join(filter(None, [
-            *(result.params[key] for key in ("model", "platform", "backend")), f"b{result.params['batch']}",
-            result.tags.get("backend.precision") or result.params.get("backend.runtime.precision"),
-            *(value for key, default in (("scenario.name", "single_stream"), ("protocol", "latency"))
+            *(result.params[key] for key in (MODEL_PARAM, PLATFORM_PARAM, BACKEND_PARAM)), f"b{result.params[BATCH_PARAM]}",
+            result.tags.get(PRECISION_TAG) or result.params.get(RUNTIME_PRECISION_PARAM),
+            *(value for key, default in ((SCENARIO_PARAM, "single_stream"), (PROTOCOL_PARAM, "latency"))
               if (value := result.params.get(key)) != default)]))
         run_id = None
 

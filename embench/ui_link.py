@@ -12,17 +12,40 @@ import json
 import shlex
 from urllib.parse import quote, urlencode, urlsplit
 
+from embench.names import (
+    BACKEND_PARAM,
+    BATCH_PARAM,
+    HOST_BUSY_TAG,
+    LATENCY_MEDIAN_MS,
+    LATENCY_MIN_MS,
+    LATENCY_P99_MS,
+    MODEL_PARAM,
+    PEAK_DEVICE_MEMORY_MB,
+    PEAK_MEMORY_MB,
+    PLATFORM_PARAM,
+    PROTOCOL_HEADLINE_PARAM,
+    PROTOCOL_PARAM,
+    QUERY_LATENCY_P99_MS,
+    RUNTIME_PRECISION_PARAM,
+    SCENARIO_PARAM,
+    STATUS_TAG,
+    TARGET_QPS_PARAM,
+    THREADS_OVERSUBSCRIBED_TAG,
+    THROUGHPUT_IPS,
+    UNSTABLE_TAG,
+)
+
 SHARE_TAG_PREFIX = "mlflow.sharedViewState."  # the UI reads an experiment tag with this prefix
 DESCRIPTION_TAG = "mlflow.note.content"  # a run's description on its page, and the table's Description column
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 # settings a sweep may vary, as MLflow params, in the order the table shows them
-SETTINGS = ("model", "platform", "backend", "backend.runtime.precision", "batch", "scenario.name",
-            "scenario.target_qps", "protocol", "platform.threads")
+SETTINGS = (MODEL_PARAM, PLATFORM_PARAM, BACKEND_PARAM, RUNTIME_PRECISION_PARAM, BATCH_PARAM, SCENARIO_PARAM,
+            TARGET_QPS_PARAM, PROTOCOL_PARAM, "platform.threads")
 # what makes an "ok" number doubtful: (tag, label)
-FLAGS = (("unstable", "unstable"), ("host_busy", "host busy"), ("threads_oversubscribed", "oversubscribed"))
+FLAGS = ((UNSTABLE_TAG, "unstable"), (HOST_BUSY_TAG, "host busy"), (THREADS_OVERSUBSCRIBED_TAG, "oversubscribed"))
 # the headline figures, where the runs logged them
-FIGURES = ("latency_median_ms", "latency_min_ms", "latency_p99_ms", "query_latency_p99_ms", "throughput_ips",
-           "peak_memory_mb", "peak_device_memory_mb")
+FIGURES = (LATENCY_MEDIAN_MS, LATENCY_MIN_MS, LATENCY_P99_MS, QUERY_LATENCY_P99_MS, THROUGHPUT_IPS, PEAK_MEMORY_MB,
+           PEAK_DEVICE_MEMORY_MB)
 
 
 def column(kind: str, key: str) -> str:
@@ -32,7 +55,7 @@ def column(kind: str, key: str) -> str:
 
 def headline_metric(params: dict) -> str:
     """The metric a run leads with: the minimum under `protocol.headline=min` (the paper's), else the median."""
-    return "latency_min_ms" if params.get("protocol.headline") == "min" else "latency_median_ms"
+    return LATENCY_MIN_MS if params.get(PROTOCOL_HEADLINE_PARAM) == "min" else LATENCY_MEDIAN_MS
 
 
 def varying_settings(runs_params: list[dict], overridden: list[str]) -> list[str]:
@@ -49,12 +72,12 @@ def view_state(filter_string: str, sort_metric: str, settings: list[str], metric
     """The run table's view as the UI's shared view state: filter, columns, sorted by `sort_metric` (smallest first),
     or where no run logged it (protocol=throughput), by inferences/s (largest first)."""
     columns = [column("params", key) for key in settings] + [column("metrics", key) for key in metrics]
-    ascending = sort_metric in metrics or "throughput_ips" not in metrics
+    ascending = sort_metric in metrics or THROUGHPUT_IPS not in metrics
     return {
-        "searchFilter": filter_string, "orderByKey": column("metrics", sort_metric if ascending else "throughput_ips"),
+        "searchFilter": filter_string, "orderByKey": column("metrics", sort_metric if ascending else THROUGHPUT_IPS),
         "orderByAsc": ascending,
         "lifecycleFilter": "Active", "datasetsFilter": [],
-        "selectedColumns": columns + [column("tags", "status")],  # the one-line result is on each run's page
+        "selectedColumns": columns + [column("tags", STATUS_TAG)],  # the one-line result is on each run's page
         "runsHiddenMode": "SHOW_ALL",  # the charts show every run of the sweep, not the UI's first 10
     }
 
@@ -119,8 +142,8 @@ def result_line(point: str, status: str, metrics: dict, headline: str, error: st
         return f"{point}: {status}: {error}"
     figures = [f"{key.removesuffix('_ms').replace('_', ' ')} {metrics[key]:.3f} ms"
                for key in dict.fromkeys((headline, *FIGURES)) if key.endswith("_ms") and key in metrics]
-    if "throughput_ips" in metrics:
-        figures.append(f"{metrics['throughput_ips']:.1f} inferences/s")
+    if THROUGHPUT_IPS in metrics:
+        figures.append(f"{metrics[THROUGHPUT_IPS]:.1f} inferences/s")
     figures += [f"{key.removesuffix('_mb').replace('_', ' ')} {metrics[key]:.0f} MB" for key in FIGURES
                 if key.endswith("_mb") and key in metrics]
     return f"{point}: " + ", ".join(figures) + f"; {status}"

@@ -12,6 +12,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 
+from embench.names import PRECISION_TAG
 from embench.platform import Device
 from embench.profiling import Profile
 
@@ -120,9 +121,9 @@ def kernel_precision_tags(asked: str, kernels: Counter, where: str) -> dict[str,
     wider = {precision: rank for rank, precision in enumerate(PRECISIONS)}  # a runtime's own name sorts last
     counted = sorted(kernels.items(), key=lambda item: (-item[1], wider.get(item[0], len(wider))))
     if not counted:
-        return {"backend.precision": asked, "backend.kernel_precisions": "none: no convolution or matrix product"}
+        return {PRECISION_TAG: asked, "backend.kernel_precisions": "none: no convolution or matrix product"}
     ran = ", ".join(f"{precision} {count}" for precision, count in counted)
     if asked not in kernels:
         raise ConfigError(f"backend.runtime.precision={asked!r} does not run on {where}: it ran the model's "
                           f"convolutions and matrix products in {ran}; set backend.runtime.precision={counted[0][0]}")
-    return {"backend.precision": counted[0][0], "backend.kernel_precisions": ran}
+    return {PRECISION_TAG: counted[0][0], "backend.kernel_precisions": ran}

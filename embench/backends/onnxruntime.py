@@ -23,6 +23,7 @@ from embench.backends import (
 from embench.backends.conversion import cached, calibration_batches, conversion_failed
 from embench.backends.onnx_export import exported_onnx
 from embench.errors import ConfigError, EmbenchError
+from embench.names import PRECISION_TAG
 from embench.platform import Device
 from embench.profiling import OpTime, Profile
 
@@ -236,7 +237,7 @@ class OnnxRuntime:
         products. An FP32 model has no integer kernels to run; TensorRT's compiled nodes keep theirs unseen."""
         if not optimized:
             unseen = {"backend.kernel_precisions": f"unknown: {provider} compiles the graph"} if self.precision == "int8" else {}
-            return {"backend.precision": self.precision} | unseen
+            return {PRECISION_TAG: self.precision} | unseen
         import onnx
 
         graph = onnx.load(optimized, load_external_data=False).graph

@@ -21,6 +21,7 @@ from embench.backends import (
 )
 from embench.backends.conversion import cached, calibration_batches, conversion_failed, shape_name
 from embench.errors import ConfigError
+from embench.names import PRECISION_TAG
 from embench.platform import Device
 from embench.profiling import OpTime, Profile
 
@@ -107,7 +108,7 @@ class PreparedOpenVINO:
 
     @property
     def tolerance(self) -> float:
-        return tolerance(self.precision, self.tags["backend.precision"])
+        return tolerance(self.precision, self.tags[PRECISION_TAG])
 
     def output(self) -> torch.Tensor:
         self.request.infer()

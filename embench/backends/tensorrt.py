@@ -16,6 +16,7 @@ from embench.backends import TOLERANCE, check_calibration, check_option, check_p
 from embench.backends.conversion import cached, conversion_failed
 from embench.backends.onnx_export import exported_onnx
 from embench.errors import EmbenchError
+from embench.names import PRECISION_TAG
 from embench.platform import Device
 from embench.profiling import OpTime, Profile
 
@@ -234,7 +235,7 @@ class TensorRT:
             raise conversion_failed(model_id, "tensorrt", RuntimeError(log.text(f"cannot deserialize {path}")),
                                     action="load")
         tags.update({
-            "backend.precision": self.precision,
+            PRECISION_TAG: self.precision,
             "tensorrt.version": trt.__version__,
             "tensorrt.engine_cache": cache,
             "tensorrt.build_s": f"{build_s:.3f}",  # the engine build (~0 on a cache hit), part of prepare_s

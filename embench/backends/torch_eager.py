@@ -7,6 +7,7 @@ import torch
 
 from embench.backends import TOLERANCE, check_flags, check_precision
 from embench.errors import ConfigError
+from embench.names import PRECISION_TAG
 from embench.platform import Device
 from embench.profiling import Profile, profile_torch
 
@@ -85,7 +86,7 @@ class TorchEager:
         return model, example.to(device=device.torch_device, dtype=dtype, memory_format=memory_format)
 
     def _tags(self, device: Device) -> dict[str, str]:
-        tags = {"backend.precision": self.precision, "backend.channels_last": str(self.channels_last).lower()}
+        tags = {PRECISION_TAG: self.precision, "backend.channels_last": str(self.channels_last).lower()}
         if device.kind == "cuda":
             tags["backend.cudnn_benchmark"] = str(self.cudnn_benchmark).lower()
             tags["backend.cuda_graphs"] = str(self.cuda_graphs).lower()

@@ -52,12 +52,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check_platform(name: str, config_dir: str | None) -> None:
-    """The platform's device is on this host: the check a local run makes. Raises EmbenchError."""
+    """The platform's config and device, by the checks a local run makes (embench.checks). Raises EmbenchError."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
+    from embench import checks
     from embench.config.paths import config_dir as embench_config_dir
-    from embench.platform import resolve_device
 
     overrides = [f"platform={name}"]
     if config_dir:
@@ -67,7 +67,8 @@ def _check_platform(name: str, config_dir: str | None) -> None:
             cfg = compose("config", overrides=overrides)
         except HydraException as err:
             raise ConfigError(" ".join(str(err).split()).split(" Config search path")[0]) from None
-    resolve_device(cfg.platform)
+    checks.check_config(cfg)
+    checks.check_device(cfg.platform)
 
 
 def ray_start_command(args, extra: list[str]) -> list[str]:

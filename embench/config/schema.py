@@ -3,7 +3,8 @@
 A group's schema is an ordered mapping key -> Setting. A model's keys and a backend's `runtime`
 options are the user's to declare (a model or backend of their own): there the schema lists the
 keys embench reads, and `+key` may add arguments of the model factory or the backend class. A farm's
-options are its class's constructor arguments, with ranges the class declares (embench.farms.base).
+options are its class's constructor arguments, with ranges the class declares (embench.farms.base);
+a scenario's keys are its kind's (embench.scenarios.kinds).
 """
 
 import math
@@ -156,24 +157,6 @@ MODEL = {
     "name": TEXT, "year": ANY, "input_size": Range(1, whole=True, note="pixels per side, e.g. 224"),
     "source": ANY, "pretrained": FLAG, "factory": ANY, "accuracy": ANY, "paper": ANY,
 }
-# Each scenario's keys (MLPerf's four, driven by LoadGen) and which of them it cannot do without.
-SCENARIO_KEYS = {
-    "samples_per_query": count(note="MLPerf's is 8"),
-    "target_qps": Range(0, MAX_QPS, above=True, note="queries per second"),
-    "latency_bound_ms": Range(0, 1000 * MAX_DURATION_S, above=True, note="milliseconds"),
-    "workers": Range(1, MAX_WORKERS, whole=True, note="samples in service at once"),
-    "min_query_count": Range(1, MAX_COUNT, whole=True, null="the protocol's min_iterations"),
-    "find_max_qps": FLAG,
-    "search_runs": count(2, "LoadGen runs of the search"),
-}
-SCENARIOS = {
-    "single_stream": ("name",),
-    "multi_stream": ("name", "samples_per_query", "workers", "min_query_count"),
-    "server": ("name", "target_qps", "latency_bound_ms", "workers", "min_query_count", "find_max_qps", "search_runs"),
-    "offline": ("name", "workers", "min_query_count"),
-}
-SCENARIO_REQUIRED = {"multi_stream": ("samples_per_query",),
-                     "server": ("target_qps", "latency_bound_ms", "find_max_qps", "search_runs")}
 # The numeric options of embench's own backends (conf/backend/), wherever the chosen one has them.
 BACKEND_RUNTIME = {
     "streams": Range(1, 1024, whole=True, null="what the hint chooses"),
@@ -183,7 +166,7 @@ BACKEND_RUNTIME = {
     "calibration_seed": Range(0, MAX_SEED, whole=True),
 }
 COLOCATED_THREADS = Range(1, whole=True, note="threads of that network")
-OPEN_SECTIONS = ("model.factory.", "backend.runtime.", "scenario.", "farm.")  # new keys: checked by their owner
+OPEN_SECTIONS = ("model.factory.", "backend.runtime.", "scenario.", "farm.")  # their keys: the plugin's (scenarios.kinds)
 
 
 def settings() -> dict[str, Setting]:
@@ -191,7 +174,6 @@ def settings() -> dict[str, Setting]:
     table = {(f"{section}.{key}" if section else key): setting
              for section, keys in GROUPS.items() for key, setting in keys.items()}
     table.update({f"model.{key}": setting for key, setting in MODEL.items()})
-    table.update({f"scenario.{key}": setting for key, setting in SCENARIO_KEYS.items()})
     return {key: setting for key, setting in table.items() if setting is not ANY}
 
 

@@ -20,7 +20,7 @@ def _plain(value):
     return OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
-def _bad(key: str, value, what: str, where: str = "") -> ConfigError:
+def bad_value(key: str, value, what: str, where: str = "") -> ConfigError:
     return ConfigError(f"{key}={_plain(value)!r}{where} is not valid: {what}")
 
 
@@ -57,7 +57,7 @@ def _checked_values(cfg: DictConfig):
 def _check_values(cfg: DictConfig) -> None:
     for key, setting, value in _checked_values(cfg):
         if not setting.holds(value):
-            raise _bad(key, value, str(setting), _where(cfg, key))
+            raise bad_value(key, value, str(setting), _where(cfg, key))
 
 
 def _unknown(key: str, known: tuple[str, ...], how: str) -> ConfigError:
@@ -99,7 +99,7 @@ def _check_farm(farm: DictConfig) -> None:
         if key not in ("_target_", "name", *options):
             raise _unknown(f"farm.{key}", ("name", *options), f"farm={farm.get('name')} has no such option")
         if key in options and not options[key].holds(farm[key]):
-            raise _bad(f"farm.{key}", farm[key], str(options[key]), f" (farm={farm.get('name')})")
+            raise bad_value(f"farm.{key}", farm[key], str(options[key]), f" (farm={farm.get('name')})")
 
 
 def _check_protocol(protocol: DictConfig) -> None:
@@ -120,27 +120,7 @@ def _check_protocol(protocol: DictConfig) -> None:
         )
 
 
-def _check_scenario_keys(scenario: DictConfig) -> None:
-    """The scenario is one of schema.SCENARIOS and has only its own keys (their values: config.schema)."""
-    name = scenario.get("name")
-    if name not in schema.SCENARIOS:
-        raise ConfigError(f"scenario={name!r} is not valid; valid: {', '.join(schema.SCENARIOS)}")
-    for key in scenario.keys():
-        if key not in schema.SCENARIOS[name]:
-            raise ConfigError(f"scenario.{key}: scenario={name} has no such key; its keys: {', '.join(schema.SCENARIOS[name])}")
-    missing = [key for key in schema.SCENARIO_REQUIRED.get(name, ()) if key not in scenario]
-    if missing:
-        raise ConfigError(f"scenario={name} needs scenario.{missing[0]}; its keys: {', '.join(schema.SCENARIOS[name])}")
-
-
-def _check_scenario_protocol(scenario: DictConfig, protocol: DictConfig) -> None:
-    """A scenario LoadGen drives runs under a protocol LoadGen has a rule for."""
-    if scenario.name != "single_stream" and (protocol.mode != "latency" or protocol.cooloff_s):
-        raise ConfigError(f"scenario={scenario.name} is driven by LoadGen, which neither pauses between queries nor runs "
-                          f"unsynchronised batches: use a latency protocol without cool-off (not protocol={protocol.name})")
-
-
-def _check_colocation_names(colocate, threads, scenario: DictConfig, model_names: list[str]) -> None:
+def _check_colocation_names(colocate, threads, model_names: list[str]) -> None:
     """`colocate`: null, or two or more model config names; `colocate_threads`: null or one count per network
     (each count: _check_colocation)."""
     if colocate is None:
@@ -158,8 +138,6 @@ def _check_colocation_names(colocate, threads, scenario: DictConfig, model_names
     if threads is not None and not (isinstance(threads, ListConfig) and len(threads) == len(names)):
         raise ConfigError(f"colocate_threads={_plain(threads)!r} is not valid: one positive thread count per network "
                           f"({len(names)}), or null to split the platform's threads evenly")
-    if scenario.name == "server" and scenario.find_max_qps:
-        raise ConfigError("scenario.find_max_qps=true searches one network's rate: not with colocate")
 
 
 def _check_threads(key: str, threads, instead: str) -> None:
@@ -174,23 +152,21 @@ def _check_threads(key: str, threads, instead: str) -> None:
 
 def _check_colocation(cfg: DictConfig, model_names: list[str]) -> None:
     threads = cfg.get("colocate_threads")
-    _check_colocation_names(cfg.get("colocate"), threads, cfg.scenario, model_names)
+    _check_colocation_names(cfg.get("colocate"), threads, model_names)
     for index, count in enumerate(threads or ()):
         key = f"colocate_threads[{index}]"
         if not schema.COLOCATED_THREADS.holds(count):
-            raise _bad(key, count, str(schema.COLOCATED_THREADS))
+            raise bad_value(key, count, str(schema.COLOCATED_THREADS))
         _check_threads(key, count, "use null to split the platform's threads evenly")
 
 
 def validate(cfg: DictConfig, overrides: list[str] = (), search_dirs: list = ()) -> None:
     """Raises ConfigError naming the first bad value and what would be valid; `search_dirs`: the run's config
-    folders, where co-located models are looked up (embench's conf/ when empty)."""
+    folders, where co-located models are looked up (embench's conf/ when empty). The scenario: checks.check_scenario."""
     check_added_keys(list(overrides))
     check_known_keys(cfg)
-    _check_scenario_keys(cfg.scenario)
     _check_values(cfg)
     _check_threads("platform.threads", cfg.platform.get("threads"), "use null for all physical cores")
     _check_protocol(cfg.protocol)
-    _check_scenario_protocol(cfg.scenario, cfg.protocol)
     _check_colocation(cfg, sorted(group_options("model", list(search_dirs) or [Path(config_dir())])))
     _check_farm(cfg.farm)

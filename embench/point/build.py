@@ -8,6 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from embench import models
 from embench.errors import EmbenchError
+from embench.names import PRECISION_TAG
 from embench.result import RunResult
 
 
@@ -45,7 +46,7 @@ def check_output(prepared, cfg: DictConfig, example: torch.Tensor, result: RunRe
     # the share of checked images whose top-1 class is the reference's (random weights: agreement, not accuracy)
     result.metrics["output_top1_agreement"] = float((output.argmax(1) == reference.argmax(1)).float().mean())
     if not abs_diff / scale <= prepared.tolerance:  # also catches NaN
-        precision = result.tags.get("backend.precision")
+        precision = result.tags.get(PRECISION_TAG)
         tiny = f"; the FP32 output itself is only {scale:.2g} in magnitude (random weights), below what {precision} " \
                "resolves" if scale < TINY_OUTPUT and precision != "fp32" else ""
         raise EmbenchError(

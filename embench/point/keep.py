@@ -10,6 +10,26 @@ from omegaconf import DictConfig
 from embench import credentials, outcome, signals
 from embench.artifacts import scrub_credentials, write_run_files, write_traceback
 from embench.errors import TrackingError
+from embench.names import (
+    BATCH_TIME_MS,
+    COLOCATED,
+    EARLY_STOPPING_P90_MS,
+    LATENCY_CV,
+    LATENCY_MAX_MS,
+    LATENCY_MEDIAN_MS,
+    LATENCY_MIN_MS,
+    LATENCY_P99_MS,
+    LOADGEN_UNMET_TAG,
+    LOADGEN_VALIDITY_TAG,
+    OFFERED_QPS,
+    PROTOCOL_HEADLINE_PARAM,
+    QUERY_LATENCY_P50_MS,
+    QUERY_LATENCY_P99_MS,
+    SCENARIO_PARAM,
+    SERVER_MAX_QPS,
+    TARGET_QPS_PARAM,
+    THROUGHPUT_IPS,
+)
 from embench.point.job import Measured
 from embench.result import RunResult
 from embench.tracking import absolute_uri, tracker_for
@@ -58,7 +78,7 @@ def _write_children(result: RunResult, out_dir: Path, cfg: DictConfig) -> list[P
 
 
 def _child_name(child: RunResult) -> str:
-    return f"qps{float(child.params['scenario.target_qps']):.4g}"
+    return f"qps{float(child.params[TARGET_QPS_PARAM]):.4g}"
 
 
 def keep_measured(cfg: DictConfig, measured: Measured) -> JobReport:
@@ -95,29 +115,29 @@ def keep_measured_in(cfg: DictConfig, measured: Measured, out_dir: Path, log_nam
 
 def _report(result: RunResult, files: Path | None) -> None:
     m = result.metrics
-    slowdowns = {key.split(".")[1]: value for key, value in m.items() if key.startswith("colocated.") and key.endswith(".slowdown_p50")}
+    slowdowns = {key.split(".")[1]: value for key, value in m.items() if key.startswith(COLOCATED) and key.endswith(".slowdown_p50")}
     if slowdowns:
         figure = "co-located, median query latency together / alone: " + ", ".join(
-            f"{name} {m[f'colocated.{name}.alone.query_latency_p50_ms']:.3f} -> "
-            f"{m[f'colocated.{name}.together.query_latency_p50_ms']:.3f} ms (x{ratio:.2f})" for name, ratio in slowdowns.items())
+            f"{name} {m[f'{COLOCATED}{name}.alone.{QUERY_LATENCY_P50_MS}']:.3f} -> "
+            f"{m[f'{COLOCATED}{name}.together.{QUERY_LATENCY_P50_MS}']:.3f} ms (x{ratio:.2f})" for name, ratio in slowdowns.items())
         log.info("%s: %s; files in %s", result.point(), figure, files)
         return
-    if "latency_median_ms" in m:
-        tail = f"p99 {m['latency_p99_ms']:.3f}" if "latency_p99_ms" in m else f"max {m['latency_max_ms']:.3f}"  # p99 from 100 calls
-        spread = f"{tail}, CV {100 * m['latency_cv']:.1f}%"
-        if result.params.get("protocol.headline") == "min":  # the paper's statistic leads
-            figure = f"min {m['latency_min_ms']:.3f} ms (median {m['latency_median_ms']:.3f}, {spread})"
+    if LATENCY_MEDIAN_MS in m:
+        tail = f"p99 {m[LATENCY_P99_MS]:.3f}" if LATENCY_P99_MS in m else f"max {m[LATENCY_MAX_MS]:.3f}"  # p99 from 100 calls
+        spread = f"{tail}, CV {100 * m[LATENCY_CV]:.1f}%"
+        if result.params.get(PROTOCOL_HEADLINE_PARAM) == "min":  # the paper's statistic leads
+            figure = f"min {m[LATENCY_MIN_MS]:.3f} ms (median {m[LATENCY_MEDIAN_MS]:.3f}, {spread})"
         else:
-            figure = f"median {m['latency_median_ms']:.3f} ms (min {m['latency_min_ms']:.3f}, {spread})"
-        if "early_stopping_p90_ms" in m:
-            figure += f", LoadGen's early-stopping p90 {m['early_stopping_p90_ms']:.3f} ms"
-    elif "query_latency_p99_ms" in m:
-        offered = f" at {m['offered_qps']:.4g} QPS offered" if "offered_qps" in m else ""
-        figure = f"{result.params.get('scenario.name')}{offered}: query latency p50 {m['query_latency_p50_ms']:.3f} ms, " \
-                 f"p99 {m['query_latency_p99_ms']:.3f} ms, LoadGen {result.tags['loadgen.validity']}" + \
-                 ("" if result.tags["loadgen.unmet"] == "none" else f" (unmet: {result.tags['loadgen.unmet']})")
-        if "server_max_qps" in m:
-            figure += f"; highest valid QPS {m['server_max_qps']:.4g}"
+            figure = f"median {m[LATENCY_MEDIAN_MS]:.3f} ms (min {m[LATENCY_MIN_MS]:.3f}, {spread})"
+        if EARLY_STOPPING_P90_MS in m:
+            figure += f", LoadGen's early-stopping p90 {m[EARLY_STOPPING_P90_MS]:.3f} ms"
+    elif QUERY_LATENCY_P99_MS in m:
+        offered = f" at {m[OFFERED_QPS]:.4g} QPS offered" if OFFERED_QPS in m else ""
+        figure = f"{result.params.get(SCENARIO_PARAM)}{offered}: query latency p50 {m[QUERY_LATENCY_P50_MS]:.3f} ms, " \
+                 f"p99 {m[QUERY_LATENCY_P99_MS]:.3f} ms, LoadGen {result.tags[LOADGEN_VALIDITY_TAG]}" + \
+                 ("" if result.tags[LOADGEN_UNMET_TAG] == "none" else f" (unmet: {result.tags[LOADGEN_UNMET_TAG]})")
+        if SERVER_MAX_QPS in m:
+            figure += f"; highest valid QPS {m[SERVER_MAX_QPS]:.4g}"
     else:
-        figure = f"{m['batch_time_ms']:.3f} ms per batch back to back"
-    log.info("%s: %s, %.1f inferences/s; files in %s", result.point(), figure, m["throughput_ips"], files)
+        figure = f"{m[BATCH_TIME_MS]:.3f} ms per batch back to back"
+    log.info("%s: %s, %.1f inferences/s; files in %s", result.point(), figure, m[THROUGHPUT_IPS], files)

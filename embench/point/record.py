@@ -11,6 +11,27 @@ from embench.contention import CpuContention
 from embench.energy import EnergyMeter
 from embench.host import host_tags
 from embench.measure import Timing
+from embench.names import (
+    ACHIEVED_GFLOPS,
+    BATCH_TIME_MS,
+    DEVICE_FALLBACK_TAG,
+    DEVICE_NAME_TAG,
+    DEVICE_TYPE_TAG,
+    ENQUEUE_INTERVAL_CV,
+    FLOPS,
+    INFERENCES_PER_JOULE,
+    LATENCY_CV,
+    LATENCY_DRIFT,
+    LATENCY_MEDIAN_MS,
+    PEAK_GFLOPS,
+    PRECISION_TAG,
+    SERVER_MAX_QPS,
+    SERVICE_TIME_MEDIAN_MS,
+    THREADS_OVERSUBSCRIBED_TAG,
+    THREADS_TAG,
+    THROUGHPUT_IPS,
+    UNSTABLE_TAG,
+)
 from embench.peak import peak_gflops
 from embench.result import RunResult
 from embench.scenarios import drive, figures, search
@@ -21,14 +42,14 @@ log = logging.getLogger("embench")
 
 def record_device(cfg: DictConfig, result: RunResult, device: platform.Device, substituted: bool) -> None:
     result.tags.update(host_tags())
-    result.tags.update({"device.type": device.kind, "device.name": device.name, "threads": str(device.threads)})
+    result.tags.update({DEVICE_TYPE_TAG: device.kind, DEVICE_NAME_TAG: device.name, THREADS_TAG: str(device.threads)})
     logical = psutil.cpu_count() or 1
-    result.tags["threads_oversubscribed"] = str(device.threads > logical).lower()
+    result.tags[THREADS_OVERSUBSCRIBED_TAG] = str(device.threads > logical).lower()
     if device.threads > logical:
         log.warning("platform.threads=%d is more than this host's %d logical CPUs: threads will wait for each other, "
                     "and the run is tagged threads_oversubscribed=true", device.threads, logical)
     if substituted:
-        result.tags["device.fallback"] = f"{cfg.platform.name} absent, ran on this host's {device.kind}: {device.name}"
+        result.tags[DEVICE_FALLBACK_TAG] = f"{cfg.platform.name} absent, ran on this host's {device.kind}: {device.name}"
         log.warning("platform=%s is absent (platform.strict=false): running on %s (%s)", cfg.platform.name, device.kind, device.name)
     memory.reset_peak()  # building and converting the model: prepare_peak_memory_mb
     if device.kind == "cuda":
@@ -49,17 +70,17 @@ def record_energy(result: RunResult, energy: EnergyMeter, inferences: int) -> No
         power_w = energy.joules / energy.seconds
         window_joules = power_w * result.metrics["measure_s"]
         result.metrics["energy_per_inference_mj"] = 1e3 * window_joules / inferences
-        result.metrics["inferences_per_joule"] = inferences / window_joules
+        result.metrics[INFERENCES_PER_JOULE] = inferences / window_joules
         result.metrics["power_w"] = power_w
 
 
 def record_efficiency(result: RunResult, device: platform.Device, published: float | None) -> None:
     """Achieved over the peak of the precision the kernels ran in (`published` is an FP32 figure); none without one."""
-    peak, source = peak_gflops(device, published, result.tags.get("backend.precision", "fp32"))
+    peak, source = peak_gflops(device, published, result.tags.get(PRECISION_TAG, "fp32"))
     result.tags["peak_source"] = source
     if peak:
-        result.metrics["peak_gflops"] = peak
-        result.metrics["efficiency"] = result.metrics["achieved_gflops"] / peak
+        result.metrics[PEAK_GFLOPS] = peak
+        result.metrics["efficiency"] = result.metrics[ACHIEVED_GFLOPS] / peak
 
 
 def record_contention(result: RunResult, contention: CpuContention) -> None:
@@ -95,15 +116,15 @@ def record_load(result: RunResult, loaded: drive.ScenarioTiming, scenario, batch
     record_phases(result, loaded.timing)
     figures.record(result, loaded.chosen, scenario, batch * requests)
     metrics = result.metrics
-    metrics["achieved_gflops"] = metrics["flops"] * metrics["throughput_ips"] / 1e9
+    metrics[ACHIEVED_GFLOPS] = metrics[FLOPS] * metrics[THROUGHPUT_IPS] / 1e9
     if scenario.name == "server" and scenario.find_max_qps:
-        metrics["server_max_qps"] = search.max_valid_qps(loaded.runs)
+        metrics[SERVER_MAX_QPS] = search.max_valid_qps(loaded.runs)
         metrics["search_runs"] = float(len(loaded.runs))
         result.tags["search.stopped"] = loaded.search_stopped
         result.children = [figures.probe_run(result, run, scenario, batch * requests) for run in loaded.runs]
-        log.info("highest valid server QPS: %.3g (valid: %s; %d LoadGen runs; stopped: %s)", metrics["server_max_qps"],
+        log.info("highest valid server QPS: %.3g (valid: %s; %d LoadGen runs; stopped: %s)", metrics[SERVER_MAX_QPS],
                  search.bound_rule(loaded.chosen, scenario.latency_bound_ms), len(loaded.runs), loaded.search_stopped)
-    return metrics.get("service_time_median_ms") or 1e3 * batch * requests / metrics["throughput_ips"]
+    return metrics.get(SERVICE_TIME_MEDIAN_MS) or 1e3 * batch * requests / metrics[THROUGHPUT_IPS]
 
 
 def record_timing(result: RunResult, timing: Timing, batch: int, requests: int, protocol) -> float:
@@ -118,28 +139,28 @@ def record_timing(result: RunResult, timing: Timing, batch: int, requests: int, 
     metrics, iterations, seconds = result.metrics, len(timing.latencies_ns), timing.loop_ns / 1e9
     record_phases(result, timing)
     result.latencies_ms = [ns / 1e6 for ns in timing.latencies_ns]
-    metrics["throughput_ips"] = inferences_per_step * iterations / seconds
+    metrics[THROUGHPUT_IPS] = inferences_per_step * iterations / seconds
     stats = summarize(timing.latencies_ns)
     if protocol.mode == "latency" and requests == 1:
         metrics.update(stats)
-        step_ms, what = stats["latency_median_ms"], "median latency"
+        step_ms, what = stats[LATENCY_MEDIAN_MS], "median latency"
     else:
         result.latencies_ms = []  # enqueue intervals or overlapping requests, not latencies: not logged as such
         step_ms, what = 1e3 * seconds / iterations, "time per step"
-        metrics["batch_time_ms"] = step_ms / requests
-        metrics["enqueue_interval_cv"] = stats["latency_cv"]
-    metrics["achieved_gflops"] = metrics["flops"] * inferences_per_step / (step_ms / 1e3) / 1e9
+        metrics[BATCH_TIME_MS] = step_ms / requests
+        metrics[ENQUEUE_INTERVAL_CV] = stats[LATENCY_CV]
+    metrics[ACHIEVED_GFLOPS] = metrics[FLOPS] * inferences_per_step / (step_ms / 1e3) / 1e9
     if iterations < protocol.min_iterations:
         log.warning(
             "only %d of protocol.min_iterations=%d timed iterations fit in protocol.max_duration_s=%s",
             iterations, protocol.min_iterations, protocol.max_duration_s,
         )
-    unstable = max(stats["latency_cv"], abs(stats["latency_drift"])) > protocol.unstable_cv
-    result.tags["unstable"] = str(unstable).lower()
+    unstable = max(stats[LATENCY_CV], abs(stats[LATENCY_DRIFT])) > protocol.unstable_cv
+    result.tags[UNSTABLE_TAG] = str(unstable).lower()
     if unstable:
         log.warning(
             "unstable measurement: CV %.1f%%, drift %+.1f%% between the loop's halves of the iteration times, above "
             "%.0f%% (%s %.3f ms); close other programs or lengthen the protocol",
-            100 * stats["latency_cv"], 100 * stats["latency_drift"], 100 * protocol.unstable_cv, what, step_ms,
+            100 * stats[LATENCY_CV], 100 * stats[LATENCY_DRIFT], 100 * protocol.unstable_cv, what, step_ms,
         )
     return step_ms

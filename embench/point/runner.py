@@ -11,6 +11,7 @@ from embench import checks, memory, models, platform, scenarios
 from embench.contention import CpuContention
 from embench.energy import EnergyMeter
 from embench.measure import StopRule, time_loop
+from embench.names import PEAK_MEMORY_MB
 from embench.point import colocation
 from embench.point.build import check_output, example_input, model_id
 from embench.point.record import (
@@ -82,7 +83,7 @@ def run(cfg: DictConfig, result: RunResult) -> None:
         inferences = batch * prepared.inferences_per_step
         record_contention(result, contention)
         record_energy(result, energy, inferences * len(timing.latencies_ns))
-        result.metrics["peak_memory_mb"] = memory.peak_rss_mb()
+        result.metrics[PEAK_MEMORY_MB] = memory.peak_rss_mb()
         if device.kind == "cuda":
             from embench.gpu import device_memory
 

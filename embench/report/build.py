@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
+from embench import names
 from embench.report import figures, tables
 from embench.report.html import Table, render
-from embench.report.load import Selection, time_statistic
+from embench.report.selection import Selection, time_statistic
 
 REPORT_FILE = "report.html"
 _POINT_COLUMNS = ["label", "model", "batch", "runs", "platform", "backend", "protocol", "scenario", "protocol_mode",
@@ -22,7 +23,8 @@ def _tables(sel: Selection, fig3, fig4) -> dict[str, Table]:
         speed_note += (". Only one platform/backend is selected, so there is nothing to compare: sweep several, "
                        "e.g. `python -m embench -m experiment=embench2019 platform=cpu,cuda`")
     coverage = fig4.data.reindex(columns=["label", "model", "batch", "protocol_mode", "protocol_headline",
-                                          "profile_total_ms", "profile_wall_ms", "time_per_call_ms", "profile_coverage"])
+                                          names.PROFILE_TOTAL_MS, names.PROFILE_WALL_MS, "time_per_call_ms",
+                                          names.PROFILE_COVERAGE])
     made = [
         Table("platforms", "Platforms (the paper's Table 2)",
               "What each platform/backend label ran on, from the runs' tags and the platform config", tables.platforms(sel),

@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _filters(parser: argparse.ArgumentParser, args: argparse.Namespace):
-    from embench.report.load import Filters
+    from embench.report.selection import Filters
 
     tags = {}
     for item in _split(args.tag):
@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     filters = _filters(parser, args)
-    from embench.report.load import ReportError, load, tracking_uri
+    from embench.report.load import load
+    from embench.report.store import ReportError, tracking_uri
 
     if args.tracking_uri is not None and not args.tracking_uri.strip():
         _error("--tracking-uri '' is empty: give a store, e.g. sqlite:///mlflow.db or http://127.0.0.1:5000", 2)
@@ -113,8 +114,8 @@ def main(argv: list[str] | None = None) -> None:
               f"{sel.aggregate}, {sel.folded} duplicate(s) folded; {int((sel.runs['status'] != 'ok').sum())} "
               f"failed run(s) listed)")
         if args.log_to_mlflow:
-            from embench.report.load import connect
             from embench.report.publish import publish
+            from embench.report.store import connect
 
             run_id, what = publish(connect(uri), sel, args.output)
             print(f"logged to MLflow: run {run_id} ({what}), artifacts report/, experiment {sel.experiment!r} at {uri}")

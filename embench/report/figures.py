@@ -16,7 +16,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import LogFormatter, LogLocator, NullFormatter, ScalarFormatter  # noqa: E402
 
-from embench.report.load import SUSTAINED, TIMED, Selection, in_scenarios, time_statistic  # noqa: E402
+from embench import names  # noqa: E402
+from embench.report.selection import SUSTAINED, TIMED, Selection, in_scenarios, time_statistic  # noqa: E402
 from embench.report.tables import pareto_front, profiled_points, sustained  # noqa: E402
 
 PANEL_W, PANEL_H, DPI = 4.6, 3.5, 100
@@ -155,12 +156,13 @@ def _curves(ax, panel, models, styles, x: str, y: str, ms: int) -> None:
 def runtime_vs_flops(sel: Selection) -> Figure:
     """Figure 1: time of one call against the FLOPs it computes (FLOPs/inference x batch)."""
     name, title = "fig1_runtime_vs_flops", "Figure 1: runtime against FLOPs"
-    pts = sel.points.dropna(subset=["flops", "time_per_call_ms"])
+    pts = sel.points.dropna(subset=[names.FLOPS, "time_per_call_ms"])
     if pts.empty:
         return _placeholder(name, title, "no successful run with FLOPs and a time per call")
-    data = pts.assign(gflops_per_call=pts["flops"] * pts["batch"] / 1e9).reindex(columns=
-        ["label", "model", "batch", "protocol_mode", "protocol_headline", "flops", "gflops_per_call",
-         "time_per_call_ms", "latency_median_ms", "latency_min_ms", "latency_p90_ms", "latency_cv", "batch_time_ms",
+    data = pts.assign(gflops_per_call=pts[names.FLOPS] * pts["batch"] / 1e9).reindex(columns=
+        ["label", "model", "batch", "protocol_mode", "protocol_headline", names.FLOPS, "gflops_per_call",
+         "time_per_call_ms", names.LATENCY_MEDIAN_MS, names.LATENCY_MIN_MS, names.LATENCY_P90_MS, names.LATENCY_CV,
+         names.BATCH_TIME_MS,
          "unstable", "host_busy", "runs"])
     axis, statistic = time_statistic(data)
     (models, styles), labels = _styled(sel, data["model"]), sorted(data["label"].unique())
@@ -189,20 +191,21 @@ def throughput_vs_batch(sel: Selection) -> Figure:
     pts = sustained(sel)
     if pts.empty:
         return _placeholder(name, title, "no successful single-stream or offline run with a throughput")
-    data = pts[["label", "model", "batch", "throughput_ips", "time_per_call_ms", "unstable", "host_busy", "runs"]].copy()
-    best = data.groupby(["label", "model"])["throughput_ips"].idxmax()
+    data = pts[["label", "model", "batch", names.THROUGHPUT_IPS, "time_per_call_ms", "unstable", "host_busy",
+                "runs"]].copy()
+    best = data.groupby(["label", "model"])[names.THROUGHPUT_IPS].idxmax()
     data["best_batch"] = data.index.isin(best.values)
     (models, styles), labels = _styled(sel, data["model"]), sorted(data["label"].unique())
     fig, axes = _panels(labels)
     for ax, label in zip(axes, labels):
         panel = data[data["label"] == label]
-        _curves(ax, panel, models, styles, "batch", "throughput_ips", ms=4)
+        _curves(ax, panel, models, styles, "batch", names.THROUGHPUT_IPS, ms=4)
         for model in models:
             top = panel[(panel["model"] == model) & panel["best_batch"]]
-            ax.scatter(top["batch"], top["throughput_ips"], marker="*", s=170, color=styles[model]["color"],
+            ax.scatter(top["batch"], top[names.THROUGHPUT_IPS], marker="*", s=170, color=styles[model]["color"],
                        edgecolors="black", linewidths=0.8, zorder=5)
         flagged = panel[panel["unstable"] | panel["host_busy"]]
-        ax.scatter(flagged["batch"], flagged["throughput_ips"], **_UNSTABLE)
+        ax.scatter(flagged["batch"], flagged[names.THROUGHPUT_IPS], **_UNSTABLE)
         _batch_axis(ax, data["batch"])
         _log(ax, "y")
         ax.set_xlabel("batch size")
@@ -226,13 +229,13 @@ def accuracy_vs_speed(sel: Selection) -> Figure:
     name, title = "fig3_accuracy_vs_speed", "Figure 3: accuracy against inferences per second (batch 1)"
     pts = sustained(sel)
     pts = pts[pts["batch"] == 1].assign(top1_pct=lambda d: _accuracy(d))
-    pts = pts.dropna(subset=["throughput_ips", "top1_pct", "macs", "params"])
-    pts = pts[pts["macs"] > 0]
+    pts = pts.dropna(subset=[names.THROUGHPUT_IPS, "top1_pct", names.MACS, names.PARAMS])
+    pts = pts[pts[names.MACS] > 0]
     if pts.empty:
         return _placeholder(name, title, "no successful run at batch 1 with a reference accuracy")
-    pts = pts.assign(params_m=pts["params"] / 1e6, gmacs=pts["macs"] / 1e9)
-    pts["pareto"] = pd.concat([pareto_front(g, "throughput_ips", "top1_pct") for _, g in pts.groupby("label")])
-    data = pts[["label", "model", "throughput_ips", "time_per_call_ms", "top1_pct", "gmacs", "params_m", "pareto",
+    pts = pts.assign(params_m=pts[names.PARAMS] / 1e6, gmacs=pts[names.MACS] / 1e9)
+    pts["pareto"] = pd.concat([pareto_front(g, names.THROUGHPUT_IPS, "top1_pct") for _, g in pts.groupby("label")])
+    data = pts[["label", "model", names.THROUGHPUT_IPS, "time_per_call_ms", "top1_pct", "gmacs", "params_m", "pareto",
                 "unstable", "host_busy", "runs"]]
     labels = sorted(data["label"].unique())
     lo, hi = data["gmacs"].min(), data["gmacs"].max()
@@ -245,15 +248,17 @@ def accuracy_vs_speed(sel: Selection) -> Figure:
     fig, axes = _panels(labels, legend_w=1.6)
     for ax, label in zip(axes, labels):
         panel = data[data["label"] == label]
-        scatter = ax.scatter(panel["throughput_ips"], panel["top1_pct"], s=size(panel["gmacs"]), c=panel["params_m"],
-                             cmap="viridis", norm=norm, edgecolors="black", linewidths=0.5, alpha=0.85, zorder=3)
-        front = panel[panel["pareto"]].sort_values("throughput_ips")
-        ax.plot(front["throughput_ips"], front["top1_pct"], "--", color="crimson", lw=1.2, zorder=2)
+        scatter = ax.scatter(panel[names.THROUGHPUT_IPS], panel["top1_pct"], s=size(panel["gmacs"]),
+                             c=panel["params_m"], cmap="viridis", norm=norm, edgecolors="black", linewidths=0.5,
+                             alpha=0.85, zorder=3)
+        front = panel[panel["pareto"]].sort_values(names.THROUGHPUT_IPS)
+        ax.plot(front[names.THROUGHPUT_IPS], front["top1_pct"], "--", color="crimson", lw=1.2, zorder=2)
         named = panel if len(panel) <= NAME_ALL else panel[panel["pareto"]]  # else only the front: legible
         for _, row in named.iterrows():
             on = bool(row["pareto"])
-            ax.annotate(row["model"], (row["throughput_ips"], row["top1_pct"]), xytext=(6, 5), textcoords="offset points",
-                        fontsize=7, color="crimson" if on else "dimgray", fontweight="bold" if on else "normal")
+            ax.annotate(row["model"], (row[names.THROUGHPUT_IPS], row["top1_pct"]), xytext=(6, 5),
+                        textcoords="offset points", fontsize=7, color="crimson" if on else "dimgray",
+                        fontweight="bold" if on else "normal")
         _log(ax, "x")
         ax.margins(x=0.15, y=0.12)
         ax.set_xlabel("inferences per second (batch 1)")
@@ -274,7 +279,7 @@ def accuracy_vs_speed(sel: Selection) -> Figure:
                "(no other network is both faster and more accurate); its members are named in red and listed below "
                f"(with more than {NAME_ALL} networks in a panel only they are named; the CSV has every point)."
                + _per_point(sel) + left_out(sel, SUSTAINED, NO_RATE))
-    return Figure(name, title, caption, fig, data.sort_values(["label", "throughput_ips"], ascending=[True, False]))
+    return Figure(name, title, caption, fig, data.sort_values(["label", names.THROUGHPUT_IPS], ascending=[True, False]))
 
 
 def layer_time(sel: Selection) -> Figure:
@@ -298,7 +303,8 @@ def layer_time(sel: Selection) -> Figure:
             ax.barh(panel.index, share, left=left, color=colours[category], label=category, height=0.7)
             left += share
         for y, (_, row) in enumerate(panel.iterrows()):
-            ax.text(101, y, f"{row['profile_coverage']:.0%} of {row['time_per_call_ms']:.3g} ms", va="center", fontsize=7)
+            ax.text(101, y, f"{row[names.PROFILE_COVERAGE]:.0%} of {row['time_per_call_ms']:.3g} ms", va="center",
+                    fontsize=7)
         ax.set_xlim(0, 135)
         ax.set_xticks(range(0, 101, 25))
         ax.grid(False)
@@ -326,8 +332,8 @@ def against_median(data: pd.DataFrame, what: str) -> str:
 def _achieved(points: pd.DataFrame) -> pd.Series:
     """GFLOP/s as the run logs it; in throughput mode FLOPs × inferences/s, as embench logs it now (older runs
     divided by the median enqueue interval)."""
-    per_wall_time = points["flops"] * points["throughput_ips"] / 1e9
-    return points["achieved_gflops"].where(points["protocol_mode"].ne("throughput"), per_wall_time)
+    per_wall_time = points[names.FLOPS] * points[names.THROUGHPUT_IPS] / 1e9
+    return points[names.ACHIEVED_GFLOPS].where(points["protocol_mode"].ne("throughput"), per_wall_time)
 
 
 def achieved_gflops(sel: Selection) -> Figure:
@@ -370,11 +376,12 @@ def server_runs(sel: Selection) -> pd.DataFrame:
     runs = sel.runs
     searched = runs["run_id"].isin(runs["parent_run_id"])
     server = runs[runs["status"].eq("ok") & runs["scenario"].eq("server") & ~searched]
-    data = server.reindex(columns=["load_label", "model", "batch", "offered_qps", "query_latency_p50_ms",
-                                   "query_latency_p90_ms", "query_latency_p99_ms", "latency_bound_ms", "loadgen_valid",
-                                   "over_bound_share", "samples_per_s", "run_id", "parent_run_id"])
-    data = data.rename(columns={"load_label": "label"}).dropna(subset=["offered_qps", "query_latency_p99_ms"])
-    return data.assign(valid=data["loadgen_valid"].eq(1.0))
+    data = server.reindex(columns=["load_label", "model", "batch", names.OFFERED_QPS, names.QUERY_LATENCY_P50_MS,
+                                   names.QUERY_LATENCY_P90_MS, names.QUERY_LATENCY_P99_MS, names.LATENCY_BOUND_MS,
+                                   names.LOADGEN_VALID, names.OVER_BOUND_SHARE, names.SAMPLES_PER_S, "run_id",
+                                   "parent_run_id"])
+    data = data.rename(columns={"load_label": "label"}).dropna(subset=[names.OFFERED_QPS, names.QUERY_LATENCY_P99_MS])
+    return data.assign(valid=data[names.LOADGEN_VALID].eq(1.0))
 
 
 def latency_vs_load(sel: Selection) -> Figure | None:
@@ -390,8 +397,8 @@ def latency_vs_load(sel: Selection) -> Figure | None:
     for ax, label in zip(axes, labels):
         panel = data[data["label"] == label]
         for (model, batch), line in panel.groupby(["model", "batch"]):
-            line, style = line.sort_values("offered_qps"), styles[model]
-            x, y = line["offered_qps"], line["query_latency_p99_ms"]
+            line, style = line.sort_values(names.OFFERED_QPS), styles[model]
+            x, y = line[names.OFFERED_QPS], line[names.QUERY_LATENCY_P99_MS]
             ax.plot(x, y, lw=1, color=style["color"])
             ax.scatter(x[line["valid"]], y[line["valid"]], marker=style["marker"], color=style["color"], zorder=3)
             ax.scatter(x[~line["valid"]], y[~line["valid"]], marker=style["marker"], facecolors="none",
@@ -399,7 +406,7 @@ def latency_vs_load(sel: Selection) -> Figure | None:
             if several_batches:
                 ax.annotate(f"batch {batch}", (x.iloc[-1], y.iloc[-1]), xytext=(4, 0), textcoords="offset points",
                             fontsize=7)
-        for bound in panel["latency_bound_ms"].dropna().unique():
+        for bound in panel[names.LATENCY_BOUND_MS].dropna().unique():
             ax.axhline(bound, ls="--", color="black", lw=1)
             ax.annotate(f"bound {bound:g} ms", (0.02, bound), xycoords=("axes fraction", "data"), xytext=(0, 3),
                         textcoords="offset points", fontsize=7)
@@ -419,7 +426,7 @@ def latency_vs_load(sel: Selection) -> Figure | None:
                "VALID; hollow: INVALID (p99 over the dashed latency bound, or too few queries). Where a line turns "
                "up, queries queue: the last filled point before it is the highest rate the device serves within "
                "the bound.")
-    return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch", "offered_qps"]))
+    return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch", names.OFFERED_QPS]))
 
 
 FIGURES = (runtime_vs_flops, throughput_vs_batch, accuracy_vs_speed, layer_time, achieved_gflops)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from embench.report.figures import Figure
-from embench.report.load import TIMED, Selection, in_scenarios
+from embench.report.selection import TIMED, Selection, in_scenarios
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #222; }

@@ -3,7 +3,9 @@
 import time
 from pathlib import Path
 
-from embench.report.load import REPORT_TAG, ReportError, Selection, _short
+from embench.names import REPORT_TAG
+from embench.report.selection import Selection
+from embench.report.store import ReportError, short
 
 ARTIFACT_DIR = "report"
 
@@ -40,5 +42,5 @@ def publish(client, sel: Selection, out_dir: Path) -> tuple[str, str]:
                 client.set_terminated(own, status="FAILED")
             except Exception:
                 pass
-        raise ReportError(f"the report is in {out_dir}, but logging it to MLflow at {sel.uri} failed: {_short(err)}",
+        raise ReportError(f"the report is in {out_dir}, but logging it to MLflow at {sel.uri} failed: {short(err)}",
                           3) from err

@@ -6,7 +6,8 @@ from itertools import combinations
 import pandas as pd
 from scipy.stats import gmean
 
-from embench.report.load import SUSTAINED, TIMED, Selection, in_scenarios
+from embench import names
+from embench.report.selection import SUSTAINED, TIMED, Selection, in_scenarios
 
 ERROR_CHARS = 160
 # co-location table column <- colocated.NAME.<key> (the threads tag, then metrics)
@@ -31,7 +32,7 @@ def pareto_front(points: pd.DataFrame, speed: str, accuracy: str) -> pd.Series:
 def sustained(sel: Selection) -> pd.DataFrame:
     """The points with inferences/s the device kept up: single stream and offline, not a server's offered rate
     nor multi-stream's back-to-back queries."""
-    points = sel.points.dropna(subset=["throughput_ips"])
+    points = sel.points.dropna(subset=[names.THROUGHPUT_IPS])
     return points[in_scenarios(points, SUSTAINED)]
 
 
@@ -43,26 +44,26 @@ def profiled_points(sel: Selection) -> pd.DataFrame:
         return pd.DataFrame()
     pts = sel.points[in_scenarios(sel.points, TIMED)].dropna(subset=pct, how="all").sort_values("batch")
     pts = pts.groupby(["label", "model"]).head(1)
-    columns = ["label", "model", "batch", "protocol_mode", "protocol_headline", *pct, "profile_total_ms", "profile_wall_ms",
-               "time_per_call_ms", "profile_coverage", "runs"]
+    columns = ["label", "model", "batch", "protocol_mode", "protocol_headline", *pct, names.PROFILE_TOTAL_MS,
+               names.PROFILE_WALL_MS, "time_per_call_ms", names.PROFILE_COVERAGE, "runs"]
     pts = pts.reindex(columns=columns)
     return pts.rename(columns={c: "pct_" + c[len("profile_pct_"):] for c in pct}).sort_values(["label", "model"])
 
 
 def table1(sel: Selection) -> pd.DataFrame:
     """The paper's Table 1 from the measurements: computed complexity next to the published figures."""
-    runs = sel.runs.dropna(subset=["macs"]).sort_values("start_time").groupby("model").tail(1)
+    runs = sel.runs.dropna(subset=[names.MACS]).sort_values("start_time").groupby("model").tail(1)
     table = pd.DataFrame({
         "model": runs["model"],
         "year": runs["year"].astype("Int64"),
         "input": runs["input_size"].astype("Int64"),
-        "MACs (M)": runs["macs"] / 1e6,
-        "FLOPs (M)": runs["flops"] / 1e6,
+        "MACs (M)": runs[names.MACS] / 1e6,
+        "FLOPs (M)": runs[names.FLOPS] / 1e6,
         "paper FLOPs (M) [MACs]": runs["paper_macs_m"],
-        "MACs / paper": runs["macs"] / 1e6 / runs["paper_macs_m"],
-        "params (M)": runs["params"] / 1e6,
+        "MACs / paper": runs[names.MACS] / 1e6 / runs["paper_macs_m"],
+        "params (M)": runs[names.PARAMS] / 1e6,
         "paper params (M)": runs["paper_params_m"],
-        "params / paper": runs["params"] / 1e6 / runs["paper_params_m"],
+        "params / paper": runs[names.PARAMS] / 1e6 / runs["paper_params_m"],
         "top-1 (%)": runs["top1"],
         "paper top-1": runs["paper_top1"],
         "top-5 (%)": runs["top5"],
@@ -90,12 +91,12 @@ def best_batch(sel: Selection) -> pd.DataFrame:
     pts = sustained(sel)
     if pts.empty:
         return pd.DataFrame(columns=["label", "model", "best batch", "inferences/s", "at batch 1", "gain"])
-    best = pts.loc[pts.groupby(["label", "model"])["throughput_ips"].idxmax()]
-    at_one = pts[pts["batch"] == 1].set_index(["label", "model"])["throughput_ips"]
-    table = best[["label", "model", "batch", "throughput_ips"]].set_index(["label", "model"])
+    best = pts.loc[pts.groupby(["label", "model"])[names.THROUGHPUT_IPS].idxmax()]
+    at_one = pts[pts["batch"] == 1].set_index(["label", "model"])[names.THROUGHPUT_IPS]
+    table = best[["label", "model", "batch", names.THROUGHPUT_IPS]].set_index(["label", "model"])
     table["at batch 1"] = at_one
-    table["gain"] = table["throughput_ips"] / table["at batch 1"]
-    table = table.rename(columns={"batch": "best batch", "throughput_ips": "inferences/s"}).reset_index()
+    table["gain"] = table[names.THROUGHPUT_IPS] / table["at batch 1"]
+    table = table.rename(columns={"batch": "best batch", names.THROUGHPUT_IPS: "inferences/s"}).reset_index()
     return table.sort_values(["label", "model"]).reset_index(drop=True)
 
 
@@ -122,9 +123,9 @@ def max_batch(sel: Selection) -> pd.DataFrame:
 
 def _efficiency(points: pd.DataFrame) -> pd.Series:
     """Inferences per joule: measured where the run has it, else inferences/s over the platform's TDP."""
-    per_tdp = points["throughput_ips"] / points["tdp_w"]
-    if "inferences_per_joule" in points:
-        return points["inferences_per_joule"].where(points["inferences_per_joule"].notna(), per_tdp)
+    per_tdp = points[names.THROUGHPUT_IPS] / points["tdp_w"]
+    if names.INFERENCES_PER_JOULE in points:
+        return points[names.INFERENCES_PER_JOULE].where(points[names.INFERENCES_PER_JOULE].notna(), per_tdp)
     return per_tdp
 
 
@@ -137,7 +138,7 @@ def speedups(sel: Selection) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     pts = sustained(sel).assign(efficiency=lambda d: _efficiency(d))
     labels = sorted(pts["label"].unique())
-    ips = pts.pivot_table(index=["model", "batch"], columns="label", values="throughput_ips")
+    ips = pts.pivot_table(index=["model", "batch"], columns="label", values=names.THROUGHPUT_IPS)
     eff = pts.pivot_table(index=["model", "batch"], columns="label", values="efficiency")
     detail, summary = [], []
     for a, b in combinations(labels, 2):
@@ -176,7 +177,7 @@ def pareto_members(fig3_data: pd.DataFrame) -> pd.DataFrame:
     """Per platform/backend, the Pareto-optimal networks of Figure 3, fastest first."""
     if "pareto" not in fig3_data:
         return pd.DataFrame(columns=["label", "Pareto front (fastest first)"])
-    front = fig3_data[fig3_data["pareto"]].sort_values(["label", "throughput_ips"], ascending=[True, False])
+    front = fig3_data[fig3_data["pareto"]].sort_values(["label", names.THROUGHPUT_IPS], ascending=[True, False])
     return (front.groupby("label")["model"].apply(lambda models: ", ".join(models))
             .rename("Pareto front (fastest first)").reset_index())
 
@@ -211,8 +212,8 @@ def flagged_runs(sel: Selection) -> pd.DataFrame:
         "status": bad["status"],
         "unstable": bad["unstable"],
         "host busy": bad["host_busy"],
-        "CV": bad["latency_cv"].fillna(bad["enqueue_interval_cv"]),  # throughput mode: of the enqueue intervals
-        "other CPU cores": bad["host_other_cpu_cores"] if "host_other_cpu_cores" in bad else pd.NA,
+        "CV": bad[names.LATENCY_CV].fillna(bad[names.ENQUEUE_INTERVAL_CV]),  # throughput mode: of the enqueue intervals
+        "other CPU cores": bad[names.HOST_OTHER_CPU_CORES] if names.HOST_OTHER_CPU_CORES in bad else pd.NA,
         "in figures": bad["run_id"].isin(used),
         "error": bad["error"].fillna("").astype(str).str.slice(0, ERROR_CHARS),
         "run_id": bad["run_id"],

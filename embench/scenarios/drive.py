@@ -32,7 +32,7 @@ def worker_steps(prepared, workers: int, backend: str) -> list:
     first = replica() if replica else None
     if first is None:
         raise ConfigError(f"scenario.workers={workers} is not valid for backend={backend}: it runs one sample at a "
-                          "time in a process (see README, Scenarios); use scenario.workers=1")
+                          "time in a process (see docs/scenarios.md, Concurrency); use scenario.workers=1")
     return [prepared, first] + [replica() for _ in range(workers - 2)]
 
 

@@ -13,11 +13,10 @@ import mlperf_loadgen as lg
 from omegaconf import DictConfig
 
 from embench.measure import StopRule
+from embench.scenarios.kinds import KINDS
 from embench.scenarios.pool import StepPool
 
 LOG_FILES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt")  # kept as artifacts; the trace is not
-_LOADGEN_SCENARIO = {"single_stream": lg.TestScenario.SingleStream, "multi_stream": lg.TestScenario.MultiStream,
-                     "server": lg.TestScenario.Server, "offline": lg.TestScenario.Offline}
 SAMPLES = 1024  # QSL size: every sample is the same bound input (random weights: latency, not accuracy)
 _cut_short: list[threading.Thread] = []  # tests a signal cut short (LoadGen has no way to stop one)
 
@@ -56,24 +55,15 @@ def settings(scenario: DictConfig, rule: StopRule, step_s: float, target_qps: fl
     `step_s` (one warm step, from the warm-up) sizes the queries LoadGen generates in advance: the
     expected latency is set below it and the offline rate above it, so LoadGen never runs short.
     """
+    kind = KINDS[scenario.name]
     test = lg.TestSettings()
-    test.scenario, test.mode = _LOADGEN_SCENARIO[scenario.name], lg.TestMode.PerformanceOnly
+    test.scenario, test.mode = getattr(lg.TestScenario, kind.loadgen), lg.TestMode.PerformanceOnly
     test.min_duration_ms = int(1000 * rule.min_duration_s)
     test.max_duration_ms = int(1000 * rule.max_duration_s)
     test.min_query_count = min_query_count(scenario, rule)
-    if scenario.name != "offline":
+    if kind.queries_capped:
         test.max_query_count = max(int(rule.max_iterations), test.min_query_count)
-    workers = int(scenario.get("workers", 1))
-    if scenario.name == "single_stream":
-        test.single_stream_expected_latency_ns = max(int(step_s * 0.5e9), 1)
-    elif scenario.name == "multi_stream":
-        test.multi_stream_samples_per_query = int(scenario.samples_per_query)
-        test.multi_stream_expected_latency_ns = max(int(step_s * 0.5e9 * scenario.samples_per_query / workers), 1)
-    elif scenario.name == "server":
-        test.server_target_qps = float(target_qps or scenario.target_qps)
-        test.server_target_latency_ns = int(scenario.latency_bound_ms * 1e6)
-    else:
-        test.offline_expected_qps = 2.0 * workers / step_s
+    kind.configure(test, scenario, step_s, int(scenario.get("workers", 1)), target_qps)
     return test
 
 

@@ -5,6 +5,18 @@ import sys
 from pathlib import Path
 
 from embench import ui_link
+from embench.names import (
+    BACKEND_PARAM,
+    BATCH_PARAM,
+    LATENCY_MEDIAN_MS,
+    LATENCY_MIN_MS,
+    LATENCY_P99_MS,
+    MODEL_PARAM,
+    PLATFORM_PARAM,
+    QUERY_LATENCY_P99_MS,
+    SCENARIO_PARAM,
+    THROUGHPUT_IPS,
+)
 from embench.result import RunResult
 
 SUMMARY_FILE = "sweep_summary.csv"
@@ -16,12 +28,12 @@ _NUMBERS = ("job", "batch", "median_ms", "min_ms", "p99_ms", "query_p99_ms", "in
 def summary_row(job: int, result: RunResult) -> dict:
     params, metrics = result.params, result.metrics
     return {
-        "job": job, "model": params.get("model"), "platform": params.get("platform"),
-        "backend": params.get("backend"), "batch": params.get("batch"), "scenario": params.get("scenario.name"),
-        "median_ms": metrics.get("latency_median_ms"),
-        "min_ms": metrics.get("latency_min_ms"), "p99_ms": metrics.get("latency_p99_ms"),
-        "query_p99_ms": metrics.get("query_latency_p99_ms"),  # LoadGen's: issue to completion, waiting included
-        "inferences_per_s": metrics.get("throughput_ips"),
+        "job": job, "model": params.get(MODEL_PARAM), "platform": params.get(PLATFORM_PARAM),
+        "backend": params.get(BACKEND_PARAM), "batch": params.get(BATCH_PARAM), "scenario": params.get(SCENARIO_PARAM),
+        "median_ms": metrics.get(LATENCY_MEDIAN_MS),
+        "min_ms": metrics.get(LATENCY_MIN_MS), "p99_ms": metrics.get(LATENCY_P99_MS),
+        "query_p99_ms": metrics.get(QUERY_LATENCY_P99_MS),  # LoadGen's: issue to completion, waiting included
+        "inferences_per_s": metrics.get(THROUGHPUT_IPS),
         "status": ui_link.status_label(result.status, result.tags),  # with what makes an "ok" doubtful
         "error": result.error,
     }

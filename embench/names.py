@@ -1,0 +1,97 @@
+"""The names of the metrics, tags and params that one module writes and another reads.
+
+A run's writers (the point, the backends, the scenarios, tracking) and its readers (the report, the UI
+links, the sweep's summary, the log line of a kept run) import these, so that a renamed metric is renamed
+everywhere at once. Only names that cross a module boundary are here; metrics are named with their unit.
+"""
+
+# Latency of single calls, timed one by one (embench.stats); percentiles by nearest rank
+LATENCY_MEDIAN_MS = "latency_median_ms"
+LATENCY_MIN_MS = "latency_min_ms"
+LATENCY_MAX_MS = "latency_max_ms"
+LATENCY_PERCENTILE_MS = "latency_p{}_ms"  # .format(90): only where the sample holds it
+LATENCY_P90_MS = LATENCY_PERCENTILE_MS.format(90)
+LATENCY_P99_MS = LATENCY_PERCENTILE_MS.format(99)
+LATENCY_CV = "latency_cv"  # standard deviation / mean
+LATENCY_DRIFT = "latency_drift"  # median of the loop's second half / its first half, minus 1
+
+# Throughput and complexity
+THROUGHPUT_IPS = "throughput_ips"  # inferences per second
+BATCH_TIME_MS = "batch_time_ms"  # throughput mode: the timed loop's wall time / its batches
+ENQUEUE_INTERVAL_CV = "enqueue_interval_cv"  # throughput mode: the CV of the iteration times
+FLOPS = "flops"  # per inference (2 x MACS)
+MACS = "macs"  # multiply-accumulates per inference
+PARAMS = "params"  # the network's parameters
+ACHIEVED_GFLOPS = "achieved_gflops"
+PEAK_GFLOPS = "peak_gflops"  # the device's peak at the precision that ran
+
+# Load scenarios (LoadGen): a query's latency runs from its scheduled issue to its completion
+QUERY_LATENCY_MS = "query_latency_{}_ms"  # .format("p50"), ("p99"), ("mean"), ...
+QUERY_LATENCY_P50_MS = QUERY_LATENCY_MS.format("p50")
+QUERY_LATENCY_P90_MS = QUERY_LATENCY_MS.format("p90")
+QUERY_LATENCY_P99_MS = QUERY_LATENCY_MS.format("p99")
+SAMPLES_PER_S = "samples_per_s"
+OFFERED_QPS = "offered_qps"  # server: the Poisson rate LoadGen offered
+LATENCY_BOUND_MS = "latency_bound_ms"  # server: the p99 bound of a valid run
+OVER_BOUND_SHARE = "over_bound_share"  # server: the share of queries over the bound
+LOADGEN_VALID = "loadgen_valid"  # 1.0 when LoadGen judged the run VALID
+SERVER_MAX_QPS = "server_max_qps"  # the max-QPS search's highest valid rate
+EARLY_STOPPING_P90_MS = "early_stopping_p90_ms"  # LoadGen's early-stopping estimate of the p90
+SERVICE_TIME_MEDIAN_MS = "service_time_median_ms"  # one step's own time, without the wait in the queue
+
+# Memory, energy, the host
+PEAK_MEMORY_MB = "peak_memory_mb"  # resident set, cold start to the end of timing
+PEAK_DEVICE_MEMORY_MB = "peak_device_memory_mb"  # CUDA: torch's allocator
+INFERENCES_PER_JOULE = "inferences_per_joule"
+HOST_OTHER_CPU_CORES = "host_other_cpu_cores"  # other processes' CPU while measuring, in cores
+
+# Profile (embench.profiling): op self-times per inference against the end-to-end time
+PROFILE_PCT = "profile_pct_"  # + a layer category: its share of the profiled time, in %
+PROFILE_TOTAL_MS = "profile_total_ms"
+PROFILE_WALL_MS = "profile_wall_ms"  # a profiled inference's wall time, profiler overhead included
+PROFILE_COVERAGE = "profile_coverage"  # PROFILE_TOTAL_MS / the median latency
+
+# Co-located networks: metrics colocated.<network>.<alone|together>.<metric> and colocated.<network>.slowdown_<p>,
+# tag colocated.<network>.threads
+COLOCATED = "colocated."
+
+# Tags of a measured run
+STATUS_TAG = "status"  # ok, failed, oom, killed
+ERROR_TAG = "error"
+UNSTABLE_TAG = "unstable"  # "true" when the CV or the drift passed protocol.unstable_cv
+HOST_BUSY_TAG = "host_busy"  # "true" when other processes used the CPU while measuring
+THREADS_OVERSUBSCRIBED_TAG = "threads_oversubscribed"
+THREADS_TAG = "threads"
+PRECISION_TAG = "backend.precision"  # the precision the kernels ran in
+DEVICE_TYPE_TAG = "device.type"
+DEVICE_NAME_TAG = "device.name"
+DEVICE_FALLBACK_TAG = "device.fallback"  # set when the platform was absent and the run used this host's device
+HOST_NAME_TAG = "host.name"
+CPU_MODEL_TAG = "host.cpu_model"
+CPU_PHYSICAL_CORES_TAG = "host.cpu_physical_cores"
+CPU_LOGICAL_CORES_TAG = "host.cpu_logical_cores"
+MEMORY_GB_TAG = "host.memory_gb"
+TORCH_VERSION_TAG = "version.torch"
+GIT_COMMIT_TAG = "embench.git_commit"
+LOADGEN_VALIDITY_TAG = "loadgen.validity"  # VALID or INVALID
+LOADGEN_UNMET_TAG = "loadgen.unmet"  # the constraints a run did not meet, or none
+
+# Tags that tie runs together (embench.tracking)
+RUN_UID_TAG = "embench.run_uid"
+SWEEP_UID_TAG = "embench.sweep_uid"
+POINT_KEY_TAG = "embench.point_key"  # names what is measured (the config less tracking and resume)
+NESTED_IN_TAG = "search.parent_run_uid"  # on a run nested in another (a search's probe): that run's run_uid
+SWEEP_DIR_TAG = "embench.sweep_dir"  # on a sweep's parent run: its folder
+REPORT_TAG = "embench.report"  # on the runs a report logs on its own
+PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own
+RUN_NAME_TAG = "mlflow.runName"  # MLflow's own
+
+# Params: the point's five keys, then the resolved config flattened (these are its keys that others read)
+MODEL_PARAM, PLATFORM_PARAM, BACKEND_PARAM, PROTOCOL_PARAM, BATCH_PARAM = "model", "platform", "backend", "protocol", "batch"
+POINT_PARAMS = (MODEL_PARAM, PLATFORM_PARAM, BACKEND_PARAM, PROTOCOL_PARAM, BATCH_PARAM)
+PROTOCOL_MODE_PARAM = "protocol.mode"  # latency or throughput
+PROTOCOL_HEADLINE_PARAM = "protocol.headline"  # median or min: the latency a run leads with
+SCENARIO_PARAM = "scenario.name"
+TARGET_QPS_PARAM = "scenario.target_qps"
+FIND_MAX_QPS_PARAM = "scenario.find_max_qps"
+RUNTIME_PRECISION_PARAM = "backend.runtime.precision"  # the precision asked for (PRECISION_TAG: the one that ran)
