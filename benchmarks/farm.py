@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from conftest import Cli  # noqa: E402
 from test_farm import FARM_CONF, Farm  # noqa: E402  (the farm the tests build)
-from test_faults import Cli  # noqa: E402
 
 SWEEP = ("model=squeezenet1_1,mobilenet_v2", "batch=1,2,4,8", "platform=cpu1", "protocol=latency",
          "protocol.min_duration_s=3", "protocol.max_duration_s=3", "protocol.profile_iterations=0")

@@ -23,7 +23,6 @@ from embench.names import (
     BATCH_PARAM,
     ERROR_TAG,
     MODEL_PARAM,
-    NESTED_IN_TAG,  # noqa: F401 (embench.cli.sync still imports it from here)
     PARENT_RUN_TAG,
     PLATFORM_PARAM,
     POINT_KEY_TAG,

@@ -1,5 +1,9 @@
-"""Shared fixtures: run the real CLI in a subprocess against a temporary MLflow store."""
+"""Shared fixtures and helpers: run the real CLI in a subprocess against a temporary MLflow store, read what it
+wrote. Test files import the helpers with `from conftest import ...` (pytest puts tests/ on sys.path); no test
+file imports another."""
 
+import csv
+import json
 import os
 import signal
 import socket
@@ -15,6 +19,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
+PLUGINS = f"{REPO}{os.pathsep}{REPO / 'tests' / 'plugins'}"  # PYTHONPATH for the user backends in tests/plugins
 
 # One cache (measured peaks, converted models) for the whole test session, away from the user's, removed when the
 # session ends: converted models of the 26 networks fill gigabytes.
@@ -42,6 +47,34 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env["TORCH_HOME"] = str(tmp_path / "torch_home")  # no warm weight cache can hide an offline failure
     env.update(extra)
     return env
+
+
+class Cli:
+    """`python -m embench ARGS` as a live process whose output is read line by line."""
+
+    def __init__(self, tmp_path: Path, *args: str, cwd: Path | None = None, **env: str):
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "embench", *args], cwd=cwd or tmp_path, text=True,
+            env=cli_env(tmp_path, PYTHONUNBUFFERED="1", **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+
+    def wait_for(self, marker: str, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if marker in line:
+                return
+            assert time.monotonic() < deadline, f"no {marker!r} within {timeout} s"
+        raise AssertionError(f"process ended before {marker!r}:\n{self.output}")
+
+    def finish(self, timeout: float = 300) -> int:
+        self.lines += self.proc.communicate(timeout=timeout)[0].splitlines(keepends=True)
+        return self.proc.returncode
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
 
 
 @pytest.fixture
@@ -133,3 +166,72 @@ def assert_one_line_error(result, *needles: str) -> None:
 def runs_of(client, experiment: str = "embench") -> list:
     found = client.get_experiment_by_name(experiment)
     return client.search_runs([found.experiment_id]) if found else []
+
+
+def children(runs: list) -> list:
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+def parents(runs: list) -> list:
+    return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+
+
+JOB_RESULTS = "outputs/sweeps/*/*/result.json"  # the records of a sweep's jobs, for `results`
+
+
+def results(root: Path, pattern: str = "outputs/**/result.json") -> list[dict]:
+    """The result.json records under root that match pattern (by default every run's and every job's), in path order."""
+    return [json.loads(path.read_text()) for path in sorted(root.glob(pattern))]
+
+
+def only_result(root: Path) -> dict:
+    """The record of the one single run (not a sweep's job) under root."""
+    [record] = results(root, "outputs/runs/*/result.json")
+    return record
+
+
+def profile_rows(root: Path, pattern: str = "outputs/runs/*/profile_ops.csv") -> list[dict]:
+    """The rows of the one profile_ops.csv under root that matches pattern."""
+    [path] = root.glob(pattern)
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def assert_every_layer_profiled(rows: list[dict], model: str, layers: tuple[type, ...], categories: tuple[str, ...]) -> None:
+    """Host-independent: the profile runs one operator in `categories` per layer of a `layers` type, counted in
+    torchvision's own module list (a truth the profile did not produce), and leaves no operator in `other`.
+    Shares of time differ from CPU to CPU and are not asserted."""
+    import torchvision
+
+    network = torchvision.models.get_model(model)
+    assert sum(float(row["calls_per_inference"]) for row in rows if row["category"] in categories) == sum(
+        isinstance(module, layers) for module in network.modules())
+    assert not {row["layer_type"] for row in rows if row["category"] == "other"}
+
+
+def assert_nothing_lost(client, root: Path) -> list:
+    """Every run is closed, and every result.json on disk under root is a whole run in the store."""
+    runs = runs_of(client)
+    assert not [r for r in runs if r.info.status == "RUNNING"], [(r.info.run_name, r.info.status) for r in runs]
+    logged = {r.data.tags.get("embench.run_uid") for r in runs if r.data.tags.get("embench.logged") == "true"}
+    on_disk = {record["run_uid"] for record in results(root, "**/result.json")}
+    assert on_disk <= logged, f"measured but not in MLflow: {on_disk - logged}"
+    return runs
+
+
+def write_user_model(conf_dir: Path, name: str, target: str, **kwargs) -> None:
+    """conf_dir/model/NAME.yaml: a model of the user's own (for --config-dir), built by `target`(**kwargs)."""
+    (conf_dir / "model").mkdir(parents=True, exist_ok=True)
+    factory = "".join(f"\n  {k}: {v}" for k, v in kwargs.items())
+    (conf_dir / "model" / f"{name}.yaml").write_text(
+        f"name: {name}\nyear: 2024\ninput_size: 64\nsource: torchvision\npretrained: false\n"
+        f"factory:\n  _target_: {target}{factory}\n"
+        "accuracy: {top1: 1.0, top5: 5.0, source: untrained}\npaper: {flops_m: 1, params_m: 1, top1: 1, top5: 5}\n"
+    )
+
+
+def write_user_backend(conf_dir: Path, name: str, target: str, **runtime) -> None:
+    """conf_dir/backend/NAME.yaml: a backend of the user's own (for --config-dir), `target`(**runtime)."""
+    (conf_dir / "backend").mkdir(parents=True, exist_ok=True)
+    options = "".join(f"  {k}: {v}\n" for k, v in runtime.items())
+    (conf_dir / "backend" / f"{name}.yaml").write_text(f"name: {name}\nruntime:\n  _target_: {target}\n{options}")

@@ -1,21 +1,12 @@
 """Each backend through the real CLI: torch eager, torch.compile, OpenVINO."""
 
-import csv
-import json
-
 import pytest
-
-from conftest import REPO, assert_one_line_error
+from conftest import JOB_RESULTS, PLUGINS, assert_one_line_error, only_result, profile_rows, results, write_user_backend
 
 QUICK = ("protocol=quick", "model=squeezenet1_1")
 RESNET18_CONVOLUTIONS = 20
 # squeezenet1_1's FLOPs per image from torchvision's own metadata (0.349 GMACs), not from embench's count
 SQUEEZENET_GFLOP = 2 * 0.349
-
-
-def only_result(tmp_path) -> dict:
-    [path] = tmp_path.glob("outputs/runs/*/result.json")
-    return json.loads(path.read_text())
 
 
 def test_openvino_runs_at_f32_with_its_own_layer_counters(run_cli, tmp_path):
@@ -27,8 +18,7 @@ def test_openvino_runs_at_f32_with_its_own_layer_counters(run_cli, tmp_path):
     assert tags["openvino.device"] == "CPU" and tags["openvino.hint"] == "latency"
     assert metrics["output_max_rel_diff"] < 1e-4
     [run_dir] = tmp_path.glob("outputs/runs/*")
-    with (run_dir / "profile_ops.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
+    rows = profile_rows(run_dir, "profile_ops.csv")
     layer_types = {row["layer_type"] for row in rows}
     assert {"Convolution", "MaxPool", "FullyConnected"} <= layer_types
     assert all(row["exec_type"] for row in rows)
@@ -42,7 +32,7 @@ def test_openvino_converts_once_per_model_for_every_batch(run_cli, tmp_path):
     cache = tmp_path / "cache"
     first = run_cli("-m", "backend=openvino", "batch=1,2", *QUICK, EMBENCH_CACHE_DIR=str(cache))
     assert first.returncode == 0, first.output
-    records = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/sweeps/*/*/result.json"))]
+    records = results(tmp_path, JOB_RESULTS)
     assert [r["tags"]["openvino.ir_cache"] for r in records] == ["miss", "hit"]
     assert len(list(cache.glob("openvino/*/*.xml"))) == 1  # one FP32 IR, reshaped to each batch
 
@@ -51,7 +41,7 @@ def test_openvino_converts_once_per_model_for_every_batch(run_cli, tmp_path):
 def test_openvino_throughput_hint_keeps_its_optimal_requests_in_flight(run_cli, tmp_path):
     result = run_cli("-m", "backend=openvino", "backend.runtime.hint=latency,throughput", *QUICK)
     assert result.returncode == 0, result.output
-    records = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/sweeps/*/*/result.json"))]
+    records = results(tmp_path, JOB_RESULTS)
     tags = {r["params"]["backend.runtime.hint"]: r["tags"] for r in records}
     assert tags["latency"]["openvino.requests"] == "1"
     # OpenVINO's optimal number under the throughput hint is one request per stream (2 streams on 2 cores)
@@ -95,10 +85,8 @@ def test_torch_reduced_precision_is_checked_against_fp32(run_cli, tmp_path, dtyp
 
 
 def test_a_wrong_output_fails_the_run_loudly(run_cli, tmp_path):
-    conf = tmp_path / "my_conf" / "backend"
-    conf.mkdir(parents=True)
-    (conf / "shifted.yaml").write_text("name: shifted\nruntime:\n  _target_: shifted_backend.ShiftedEager\n")
-    result = run_cli("--config-dir", str(tmp_path / "my_conf"), "backend=shifted", *QUICK, PYTHONPATH=f"{REPO}:{REPO / 'tests' / 'plugins'}")
+    write_user_backend(tmp_path / "my_conf", "shifted", "shifted_backend.ShiftedEager")
+    result = run_cli("--config-dir", str(tmp_path / "my_conf"), "backend=shifted", *QUICK, PYTHONPATH=PLUGINS)
     assert_one_line_error(result, "backend=shifted gives a wrong output", "torch eager FP32")
     assert result.returncode == 1
     record = only_result(tmp_path)
@@ -124,11 +112,9 @@ def test_bad_backend_options(run_cli, override, needle):
 def test_first_inference_is_the_backends_cold_first_call(run_cli, tmp_path):
     """A runtime's cold start (here a 5 s sleep on the first call) shows in first_inference_ms, not in check_s
     nor in any timed call: squeezenet's calls and output check take a fraction of that even on a busy host."""
-    conf = tmp_path / "my_conf" / "backend"
-    conf.mkdir(parents=True)
-    (conf / "slow_start.yaml").write_text("name: slow_start\nruntime:\n  _target_: slow_start_backend.SlowStartEager\n")
+    write_user_backend(tmp_path / "my_conf", "slow_start", "slow_start_backend.SlowStartEager")
     result = run_cli("--config-dir", str(tmp_path / "my_conf"), "backend=slow_start", "model=squeezenet1_1", *QUICK,
-                     PYTHONPATH=f"{REPO}:{REPO / 'tests' / 'plugins'}")
+                     PYTHONPATH=PLUGINS)
     assert result.returncode == 0, result.output
     metrics = only_result(tmp_path)["metrics"]
     assert metrics["first_inference_ms"] >= 5000
@@ -136,11 +122,9 @@ def test_first_inference_is_the_backends_cold_first_call(run_cli, tmp_path):
 
 
 def _fixed_step_run(run_cli, tmp_path, *args):
-    conf = tmp_path / "my_conf" / "backend"
-    conf.mkdir(parents=True, exist_ok=True)
-    (conf / "fixed_step.yaml").write_text("name: fixed_step\nruntime:\n  _target_: fixed_step_backend.FixedStep\n")
+    write_user_backend(tmp_path / "my_conf", "fixed_step", "fixed_step_backend.FixedStep")
     result = run_cli("--config-dir", str(tmp_path / "my_conf"), "backend=fixed_step", "model=squeezenet1_1", "batch=2",
-                     *args, PYTHONPATH=f"{REPO}:{REPO / 'tests' / 'plugins'}")
+                     *args, PYTHONPATH=PLUGINS)
     assert result.returncode == 0, result.output
     return only_result(tmp_path)
 
@@ -173,18 +157,16 @@ def test_paper_protocol_cools_off_outside_the_timed_window(run_cli, tmp_path):
 def test_paper_protocol_leads_with_the_minimum(run_cli, tmp_path):
     """protocol=paper's headline is the minimum: logged as protocol.headline=min, and the run's line leads with
     latency_min_ms, the median next to it; the latency protocol's line still leads with the median."""
-    conf = tmp_path / "my_conf" / "backend"
-    conf.mkdir(parents=True)
-    (conf / "fixed_step.yaml").write_text("name: fixed_step\nruntime:\n  _target_: fixed_step_backend.FixedStep\n")
+    write_user_backend(tmp_path / "my_conf", "fixed_step", "fixed_step_backend.FixedStep")
     short = ("protocol.min_iterations=3", "protocol.max_iterations=3", "protocol.min_duration_s=0",
              "protocol.warmup_iterations=1", "protocol.warmup_duration_s=0", "protocol.profile_iterations=0")
     for protocol, headline, other in (("paper", "min", "median"), ("latency", "median", "min")):
         result = run_cli("--config-dir", str(tmp_path / "my_conf"), "backend=fixed_step", "model=squeezenet1_1",
                          "batch=2", f"protocol={protocol}", *short, "protocol.cooloff_s=0.1" if protocol == "paper" else
                          "protocol.cooloff_s=0", f"hydra.run.dir={tmp_path / protocol}",
-                         PYTHONPATH=f"{REPO}:{REPO / 'tests' / 'plugins'}")
+                         PYTHONPATH=PLUGINS)
         assert result.returncode == 0, result.output
-        record = json.loads((tmp_path / protocol / "result.json").read_text())
+        [record] = results(tmp_path / protocol, "result.json")
         metrics = record["metrics"]
         assert record["params"]["protocol.headline"] == headline
         first, then = (metrics[f"latency_{name}_ms"] for name in (headline, other))
@@ -198,8 +180,7 @@ def test_torch_compile_tags_a_warm_cache(run_cli, tmp_path):
     for _ in range(2):
         result = run_cli("backend=torch_compile", *QUICK, TORCHINDUCTOR_CACHE_DIR=cache)
         assert result.returncode == 0, result.output
-    records = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/runs/*/result.json"),
-                                                         key=lambda p: json.loads(p.read_text())["start_time"])]
+    records = sorted(results(tmp_path, "outputs/runs/*/result.json"), key=lambda r: r["start_time"])
     assert [r["tags"]["torch_compile.cache"] for r in records] == ["cold", "warm"]
 
 
@@ -215,6 +196,5 @@ def test_openvino_int8_runs_quantized_layers_and_reports_its_agreement(run_cli, 
     assert 0 < metrics["output_max_rel_diff"] < 0.5  # quantized: not bit-exact, not wrong
     assert "output_top1_agreement" in metrics  # its value is about random weights: logged, not judged
     [run_dir] = tmp_path.glob("outputs/runs/*")
-    with (run_dir / "profile_ops.csv").open() as handle:
-        kernels = {row["exec_type"] for row in csv.DictReader(handle) if row["category"] == "convolution"}
+    kernels = {row["exec_type"] for row in profile_rows(run_dir, "profile_ops.csv") if row["category"] == "convolution"}
     assert any("I8" in kernel.upper() for kernel in kernels), kernels  # NNCF's INT8 convolutions ran

@@ -6,7 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from conftest import cli_env, runs_of
 
 # (command-line arguments, words the error line must contain)

@@ -5,11 +5,9 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-
-from conftest import REPO, assert_one_line_error, cli_env, free_port
+from conftest import REPO, assert_one_line_error, cli_env, free_port, results, write_user_model
 
 QUICK = ("protocol=quick",)
 REQUIRED_METRICS = {
@@ -18,10 +16,6 @@ REQUIRED_METRICS = {
     "first_inference_ms", "prepare_s", "params", "macs", "flops", "achieved_gflops", "peak_memory_mb",
     "latency_median_ci_coverage", "profile_pct_convolution", "profile_coverage",
 }
-
-
-def result_files(root: Path) -> list[Path]:
-    return sorted(root.glob("outputs/**/result.json"))
 
 
 def test_sweep_logs_parent_and_child_runs_with_params_metrics_and_artifacts(run_cli, mlflow_client, tmp_path):
@@ -51,13 +45,13 @@ def test_sweep_logs_parent_and_child_runs_with_params_metrics_and_artifacts(run_
         artifacts = {a.path for a in mlflow_client.list_artifacts(child.info.run_id)}
         assert {"result.json", "config.yaml", "latencies.csv", "profile_ops.csv", "profile_categories.csv"} <= artifacts
     assert points == {("resnet18", "1"), ("resnet18", "2"), ("squeezenet1_1", "1"), ("squeezenet1_1", "2")}
-    assert len(result_files(tmp_path)) == 4
+    assert len(results(tmp_path)) == 4
 
 
 def test_single_run_writes_result_file_with_everything(run_cli, tmp_path):
     result = run_cli("model=squeezenet1_1", "batch=2", *QUICK)
     assert result.returncode == 0, result.output
-    [path] = result_files(tmp_path)
+    [path] = tmp_path.glob("outputs/**/result.json")
     record = json.loads(path.read_text())
     assert record["status"] == "ok" and record["params"]["batch"] == "2"
     assert REQUIRED_METRICS <= set(record["metrics"])
@@ -94,7 +88,7 @@ def test_absent_device_names_platform_need_and_host(run_cli):
 def test_non_strict_platform_runs_on_what_the_host_has(run_cli, tmp_path):
     result = run_cli("platform=cuda", "platform.strict=false", "model=squeezenet1_1", *QUICK)
     assert result.returncode == 0, result.output
-    record = json.loads(result_files(tmp_path)[0].read_text())
+    record = results(tmp_path)[0]
     assert record["tags"]["device.type"] == "cpu" and "cuda absent" in record["tags"]["device.fallback"]
 
 
@@ -115,23 +109,13 @@ def test_pretrained_offline_fails_fast_in_one_line(run_cli):
     assert time.monotonic() - start < 60
 
 
-def write_user_model(conf_dir: Path, name: str, target: str, **kwargs) -> None:
-    (conf_dir / "model").mkdir(parents=True, exist_ok=True)
-    factory = "".join(f"\n  {k}: {v}" for k, v in kwargs.items())
-    (conf_dir / "model" / f"{name}.yaml").write_text(
-        f"name: {name}\nyear: 2024\ninput_size: 64\nsource: torchvision\npretrained: false\n"
-        f"factory:\n  _target_: {target}{factory}\n"
-        "accuracy: {top1: 1.0, top5: 5.0, source: untrained}\npaper: {flops_m: 1, params_m: 1, top1: 1, top5: 5}\n"
-    )
-
-
 @pytest.mark.slow
 def test_user_model_yaml_from_own_config_dir(run_cli, tmp_path):
     conf_dir = tmp_path / "my_conf"
     write_user_model(conf_dir, "tiny_resnet", "torchvision.models.resnet18", num_classes=10)
     result = run_cli("--config-dir", str(conf_dir), "model=tiny_resnet", *QUICK)
     assert result.returncode == 0, result.output
-    record = json.loads(result_files(tmp_path)[0].read_text())
+    record = results(tmp_path)[0]
     assert record["params"]["model"] == "tiny_resnet" and record["params"]["model.input_size"] == "64"
     assert record["metrics"]["params"] == 11181642  # resnet18 with a 10-class head
 
@@ -154,7 +138,7 @@ def test_failing_job_is_recorded_and_the_sweep_goes_on(run_cli, mlflow_client, t
         assert "negative dimension" in by_point[point].data.tags["error"]
     [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert parent.info.status == "FAILED"
-    assert len(result_files(tmp_path)) == 4
+    assert len(results(tmp_path)) == 4
 
 
 def test_unreachable_mlflow_keeps_the_result_and_exits_3(run_cli, tmp_path):
@@ -162,7 +146,7 @@ def test_unreachable_mlflow_keeps_the_result_and_exits_3(run_cli, tmp_path):
     result = run_cli("model=squeezenet1_1", *QUICK, MLFLOW_TRACKING_URI=uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
     assert_one_line_error(result, uri, "embench sync")
     assert result.returncode == 3
-    record = json.loads(result_files(tmp_path)[0].read_text())
+    record = results(tmp_path)[0]
     assert record["status"] == "ok" and record["metrics"]["latency_median_ms"] > 0
 
 
@@ -221,7 +205,7 @@ def test_out_of_memory_is_an_outcome_not_a_crash(tmp_path, mlflow_client):
 def test_an_experiment_sweeps_without_dash_m(run_cli, mlflow_client, tmp_path):
     result = run_cli("experiment=smoke")
     assert result.returncode == 0, result.output
-    assert len(result_files(tmp_path)) == 4 and "4 job(s) run" in result.stdout
+    assert len(results(tmp_path)) == 4 and "4 job(s) run" in result.stdout
     runs = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("embench").experiment_id])
     assert len(runs) == 5  # the sweep's parent and its four points
 
@@ -231,4 +215,4 @@ def test_a_later_model_that_cannot_be_imported_stops_the_sweep_before_it_measure
     write_user_model(conf_dir, "no_such_net", "torchvision.models.no_such_net")
     result = run_cli("--config-dir", str(conf_dir), "-m", "model=squeezenet1_1,no_such_net", *QUICK)
     assert_one_line_error(result, "model no_such_net", "torchvision.models.no_such_net")
-    assert result.returncode == 2 and not result_files(tmp_path) and not (tmp_path / "mlflow.db").exists()
+    assert result.returncode == 2 and not results(tmp_path) and not (tmp_path / "mlflow.db").exists()

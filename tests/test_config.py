@@ -3,14 +3,14 @@
 import importlib.util
 
 import pytest
+from conftest import CONF
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import CONF
-from embench.validate import validate
+from embench.config.validate import validate
 
 GROUPS = ("model", "platform", "backend", "protocol")
 
@@ -100,10 +100,18 @@ def _numbers(node, prefix: str):
 
 @pytest.mark.parametrize("group", ("platform", "protocol", "scenario", "farm", "backend", "top level"))
 def test_every_number_in_conf_is_a_setting_checked_by_type_and_range(compose_cfg, group):
-    """Each number a config file holds (model metadata aside) has a row in validate's range tables."""
-    from embench.validate import BACKEND_RANGES, RANGES
+    """Each number a config file holds (model metadata aside) is declared a Range in the schema (a farm's: in its class,
+    a scenario's: in its kind)."""
+    from hydra.utils import get_class
 
-    checked = set(RANGES) | {f"backend.runtime.{key}" for key in BACKEND_RANGES}
+    from embench.config.schema import BACKEND_RUNTIME, Range, settings
+    from embench.scenarios.kinds import KINDS
+
+    farms = [get_class(OmegaConf.load(path)["_target_"]) for path in (CONF / "farm").glob("*.yaml")]
+    ranges = {**settings(), **{f"backend.runtime.{key}": value for key, value in BACKEND_RUNTIME.items()},
+              **{f"farm.{key}": value for farm in farms for key, value in farm.OPTIONS.items()},
+              **{f"scenario.{key}": value for kind in KINDS.values() for key, value in kind.keys.items()}}
+    checked = {key for key, value in ranges.items() if isinstance(value, Range)}
     found = set()
     for option in options(group) if group != "top level" else [None]:
         cfg = OmegaConf.to_container(compose_cfg(*([f"{group}={option}"] if option else [])), resolve=True)

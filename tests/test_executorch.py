@@ -1,31 +1,10 @@
 """ExecuTorch with XNNPACK through the real CLI: a cached .pte program, ETDump's per-operator profile, INT8."""
 
-import csv
-import json
-
 import pytest
-
-from conftest import assert_one_line_error
 import torch
-import torchvision
-
+from conftest import assert_every_layer_profiled, assert_one_line_error, profile_rows, results
 
 QUICK = ("protocol=quick", "model=squeezenet1_1")
-
-
-def results(tmp_path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/**/result.json"))]
-
-
-def assert_every_layer_profiled_and_nothing_uncategorised(rows: list[dict], model: str) -> None:
-    """Host-independent: one XNNPACK Convolution or Fully Connected operator (a 1x1 convolution runs as the
-    latter) per convolution and linear layer of the network, counted in torchvision's own module list, and
-    no operator in `other`. Shares of time differ from CPU to CPU and are not asserted."""
-    network = torchvision.models.get_model(model)
-    layers = sum(isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)) for module in network.modules())
-    gemms = sum(float(row["calls_per_inference"]) for row in rows if row["category"] in ("convolution", "fully_connected"))
-    assert gemms == layers
-    assert not {row["layer_type"] for row in rows if row["category"] == "other"}
 
 
 @pytest.mark.slow  # a lowering and a 2-job sweep, about 55 s
@@ -44,12 +23,12 @@ def test_executorch_runs_a_pte_program_with_xnnpacks_own_operator_profile(run_cl
     assert metrics["output_max_rel_diff"] < 1e-4 and metrics["output_top1_agreement"] == 1.0
     run_dir = sorted(tmp_path.glob("outputs/sweeps/*/0_*"))[0]
     assert (run_dir / "model.pte").read_bytes() == pte.read_bytes()  # the program a phone would run, kept with the run
-    with (run_dir / "profile_ops.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
+    rows = profile_rows(run_dir, "profile_ops.csv")
     kinds = {row["layer_type"].split(" (")[0]: row["category"] for row in rows}
     assert kinds["Convolution"] == "convolution" and kinds["Max Pooling"] == "pooling"  # ReLUs are fused into them
     assert {row["exec_type"] for row in rows} == {"xnnpack"}  # every operator delegated
-    assert_every_layer_profiled_and_nothing_uncategorised(rows, "squeezenet1_1")
+    # one XNNPACK Convolution or Fully Connected operator (a 1x1 convolution runs as the latter) per layer
+    assert_every_layer_profiled(rows, "squeezenet1_1", (torch.nn.Conv2d, torch.nn.Linear), ("convolution", "fully_connected"))
 
 
 def test_a_bad_executorch_option_is_refused_in_one_line(run_cli):
@@ -96,20 +75,5 @@ def test_executorch_int8_runs_and_reports_its_agreement_with_fp32(run_cli, tmp_p
     assert 0 < record["metrics"]["output_max_rel_diff"] < 0.5  # quantized: not bit-exact, not wrong
     assert "output_top1_agreement" in record["metrics"]  # its value is about random weights: logged, not judged
     [run_dir] = tmp_path.glob("outputs/runs/*")
-    with (run_dir / "profile_ops.csv").open() as handle:
-        types = {row["layer_type"] for row in csv.DictReader(handle)}
+    types = {row["layer_type"] for row in profile_rows(run_dir, "profile_ops.csv")}
     assert any(t.startswith("Convolution (NHWC, QC8)") or "QS8" in t or "QD8" in t for t in types), types
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("model", ["resnet50", "mobilenet_v2"])
-def test_executorch_profile_leaves_little_uncategorised(run_cli, tmp_path, model):
-    result = run_cli("backend=executorch", f"model={model}", "protocol=quick")
-    assert result.returncode == 0, result.output
-    [record] = results(tmp_path)
-    metrics = record["metrics"]
-    [path] = tmp_path.glob("outputs/runs/*/profile_ops.csv")
-    with path.open() as handle:
-        assert_every_layer_profiled_and_nothing_uncategorised(list(csv.DictReader(handle)), model)
-    # the operators run one after another: their times fit in the profiled pass's own wall time
-    assert 0 < metrics["profile_total_ms"] <= 1.05 * metrics["profile_wall_ms"]

@@ -12,12 +12,22 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from conftest import REPO, MlflowServer, cli_env, free_port, runs_of
-from test_faults import Cli, assert_nothing_lost, children, parents
+from conftest import (
+    JOB_RESULTS,
+    PLUGINS,
+    REPO,
+    Cli,
+    MlflowServer,
+    assert_nothing_lost,
+    children,
+    cli_env,
+    free_port,
+    parents,
+    results,
+    runs_of,
+)
 
 FARM_CONF = REPO / "tests" / "data" / "farm_conf"  # platform=cpu1 (one thread), backend=self_kill
-PLUGINS = f"{REPO}:{REPO / 'tests' / 'plugins'}"
 READY = "block forever"  # what `ray start --block` prints once the node has joined
 
 
@@ -105,10 +115,6 @@ def farm(tmp_path_factory):
         farm.stop()
 
 
-def _records(root: Path) -> list[dict]:
-    return [json.loads(path.read_text()) for path in sorted(root.glob("outputs/sweeps/*/*/result.json"))]
-
-
 def _fresh(farm: Farm, tmp_path: Path) -> Farm:
     """The module's farm, driven from this test's own folder."""
     farm.root = tmp_path
@@ -128,7 +134,7 @@ def test_a_farm_sweep_measures_each_platform_on_its_node_into_one_server(farm, t
         sweep = farm.sweep("platform=cpu,cpu1", "batch=1,2", "protocol.min_duration_s=2", "protocol.max_duration_s=2",
                            MLFLOW_TRACKING_URI=server.url)
         assert sweep.finish(timeout=400) == 0, sweep.output
-        records = _records(tmp_path)
+        records = results(tmp_path, JOB_RESULTS)
         assert len(records) == 4 and {r["status"] for r in records} == {"ok"}
         served = farm.node_ids()
         for record in records:
@@ -156,7 +162,7 @@ def test_a_platform_no_node_serves_fails_its_jobs_in_one_line_and_the_rest_run(f
     assert sweep.finish(timeout=300) == 1, sweep.output
     line = [line for line in sweep.lines if line.startswith("embench: error:") and "platform=xavier" in line][0]
     assert "has no node serving platform=xavier" in line and "it serves platform=cpu, platform=cpu1" in line, line
-    assert {r["params"]["platform"]: r["status"] for r in _records(tmp_path)} == {"cpu": "ok", "xavier": "failed"}
+    assert {r["params"]["platform"]: r["status"] for r in results(tmp_path, JOB_RESULTS)} == {"cpu": "ok", "xavier": "failed"}
     assert "Traceback" not in sweep.output
 
 
@@ -164,7 +170,7 @@ def test_a_job_that_sigkills_itself_on_a_node_fails_alone(farm, tmp_path):
     farm = _fresh(farm, tmp_path)
     sweep = farm.sweep("platform=cpu1", "backend=self_kill,torch")
     assert sweep.finish(timeout=300) == 1, sweep.output
-    statuses = {r["params"]["backend"]: (r["status"], r["error"]) for r in _records(tmp_path)}
+    statuses = {r["params"]["backend"]: (r["status"], r["error"]) for r in results(tmp_path, JOB_RESULTS)}
     assert statuses["torch"] == ("ok", "") and statuses["self_kill"][0] == "failed", statuses
     assert "process on the node died" in statuses["self_kill"][1]
 
@@ -206,7 +212,7 @@ def test_a_node_lost_mid_job_is_measured_again_on_another_node(tmp_path):
             assert time.monotonic() < deadline
             time.sleep(2)
         [survivor] = farm.node_ids()["cpu1"]
-        records = _records(tmp_path)
+        records = results(tmp_path, JOB_RESULTS)
         assert len(records) == 2 and {r["status"] for r in records} == {"ok"}
         assert {r["tags"]["ray.node_id"] for r in records} == {survivor}  # both measured on the node that stayed
         [retried] = [r for r in records if "farm.retried" in r["tags"]]
@@ -221,7 +227,7 @@ def test_a_node_lost_mid_job_is_measured_again_on_another_node(tmp_path):
             time.sleep(0.5)
         second.stop(signal.SIGKILL)
         assert sweep.finish(timeout=300) == 1, sweep.output
-        records = _records(tmp_path)
+        records = results(tmp_path, JOB_RESULTS)
         assert len(records) == 2 and {r["status"] for r in records} == {"failed"}
         assert all(r["error"].startswith("node lost") and "platform=cpu1" in r["error"] for r in records), records
     finally:
@@ -242,6 +248,6 @@ def test_a_node_running_other_software_is_refused_before_any_job_runs(farm, tmp_
         assert sweep.finish(timeout=300) == 2, sweep.output
         [line] = [line for line in sweep.lines if line.startswith("embench: error:")]
         assert "platform=cpu2 runs other software than this workstation" in line and "code" in line, line
-        assert not _records(tmp_path) and not runs_of(mlflow_client)
+        assert not results(tmp_path, JOB_RESULTS) and not runs_of(mlflow_client)
     finally:
         node.stop()

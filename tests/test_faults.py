@@ -11,66 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import MlflowServer, cli_env, runs_of
+from conftest import Cli, MlflowServer, assert_nothing_lost, children, cli_env, parents, results, runs_of
 
 QUICK = ("protocol=quick",)
 LONG = ("protocol.min_duration_s=60", "protocol.max_duration_s=60")
 
 
-class Cli:
-    """`python -m embench ARGS` as a live process whose output is read line by line."""
-
-    def __init__(self, tmp_path: Path, *args: str, cwd: Path | None = None, **env: str):
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "embench", *args], cwd=cwd or tmp_path, text=True,
-            env=cli_env(tmp_path, PYTHONUNBUFFERED="1", **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
-
-    def wait_for(self, marker: str, timeout: float = 300) -> None:
-        deadline = time.monotonic() + timeout
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if marker in line:
-                return
-            assert time.monotonic() < deadline, f"no {marker!r} within {timeout} s"
-        raise AssertionError(f"process ended before {marker!r}:\n{self.output}")
-
-    def finish(self, timeout: float = 300) -> int:
-        self.lines += self.proc.communicate(timeout=timeout)[0].splitlines(keepends=True)
-        return self.proc.returncode
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-
-def results(root: Path) -> list[dict]:
-    return [json.loads(path.read_text()) for path in sorted(root.glob("**/result.json"))]
-
-
 def stand_in_of(folder: Path) -> Path:
     """Where embench keeps what it cannot write into `folder`: its whole path under the temp folder."""
     return Path(tempfile.gettempdir(), "embench-unwritable", *folder.parts[1:])
-
-
-def assert_nothing_lost(client, root: Path) -> list:
-    """Every run is closed, and every result.json on disk is a whole run in the store."""
-    runs = runs_of(client)
-    assert not [r for r in runs if r.info.status == "RUNNING"], [(r.info.run_name, r.info.status) for r in runs]
-    logged = {r.data.tags.get("embench.run_uid") for r in runs if r.data.tags.get("embench.logged") == "true"}
-    on_disk = {record["run_uid"] for record in results(root)}
-    assert on_disk <= logged, f"measured but not in MLflow: {on_disk - logged}"
-    return runs
-
-
-def children(runs: list) -> list:
-    return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-
-
-def parents(runs: list) -> list:
-    return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
 
 
 @pytest.mark.slow
@@ -104,7 +53,7 @@ def test_server_killed_mid_sweep_then_sync_uploads_the_rest_once(tmp_path):
         server.stop()
         assert cli.finish() == 3, cli.output
         assert "embench sync" in cli.output and "Traceback" not in cli.output
-        assert [record["status"] for record in results(tmp_path / "outputs")] == ["ok"] * 3
+        assert [record["status"] for record in results(tmp_path)] == ["ok"] * 3
         [sweep_dir] = (tmp_path / "outputs" / "sweeps").iterdir()
 
         server.start()  # the same store, back up
@@ -150,7 +99,7 @@ def test_sigterm_closes_the_sweep_as_killed(tmp_path, mlflow_client):
     assert "terminated (SIGTERM)" in cli.output and "Traceback" not in cli.output
     runs = assert_nothing_lost(mlflow_client, tmp_path / "outputs")
     assert sorted(r.info.status for r in runs) == ["KILLED", "KILLED"]
-    assert [record["status"] for record in results(tmp_path / "outputs")] == ["killed"]
+    assert [record["status"] for record in results(tmp_path)] == ["killed"]
 
 
 @pytest.mark.slow

@@ -1,9 +1,8 @@
 """CUDA path; skipped cleanly on hosts without an NVIDIA GPU (CI has none)."""
 
-import json
-
 import pytest
 import torch
+from conftest import results
 
 pytestmark = [
     pytest.mark.gpu,
@@ -11,16 +10,12 @@ pytestmark = [
 ]
 
 
-def records(tmp_path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/**/result.json"))]
-
-
 def test_cuda_sweep_ends_in_out_of_memory_and_goes_on(run_cli, tmp_path):
     """Growing batches until the GPU runs out: the largest ones are recorded as oom, not a crash."""
     too_big = 16384  # vgg16's first convolution alone outputs 210 GB at this batch
     result = run_cli("-m", "platform=cuda", "model=vgg16", f"batch=1,8,{too_big}", "protocol=quick")
     assert result.returncode == 1, result.output
-    by_batch = {int(r["params"]["batch"]): r for r in records(tmp_path)}
+    by_batch = {int(r["params"]["batch"]): r for r in results(tmp_path)}
     assert by_batch[too_big]["status"] == "oom"
     for batch in (1, 8):
         record = by_batch[batch]
@@ -38,7 +33,7 @@ def test_cuda_graphs_and_compile(run_cli, tmp_path):
     assert result.returncode == 0, result.output
     graphs = run_cli("platform=cuda", "model=resnet18", "backend.runtime.cuda_graphs=true", "protocol=quick")
     assert graphs.returncode == 0, graphs.output
-    for record in records(tmp_path):
+    for record in results(tmp_path):
         assert record["metrics"]["output_max_rel_diff"] < 1e-2
 
 
@@ -46,7 +41,7 @@ def test_fp32_means_fp32_and_nvml_reads_the_gpu_torch_uses(run_cli, tmp_path):
     """TF32 off unless asked; NVML's device is torch's (by UUID); the profile counts each kernel once."""
     result = run_cli("-m", "platform=cuda", "model=resnet18", "backend.runtime.tf32=false,true", "protocol=quick")
     assert result.returncode == 0, result.output
-    by_tf32 = {r["params"]["backend.runtime.tf32"]: r for r in records(tmp_path)}
+    by_tf32 = {r["params"]["backend.runtime.tf32"]: r for r in results(tmp_path)}
     assert by_tf32["False"]["tags"]["backend.tf32"] == "false" and by_tf32["True"]["tags"]["backend.tf32"] == "true"
     uuid = str(torch.cuda.get_device_properties(0).uuid)
     assert by_tf32["False"]["tags"]["gpu.uuid"].removeprefix("GPU-") == uuid.removeprefix("GPU-")
@@ -70,7 +65,7 @@ def test_device_memory_of_a_runtime_outside_torch_is_the_drivers_figure(run_cli,
                      "protocol.profile_iterations=0")
     assert result.returncode == 0, result.output
     weights_mb = 138_357_544 * 4 / 2**20
-    for record in records(tmp_path):
+    for record in results(tmp_path):
         metrics, source = record["metrics"], record["tags"]["device_memory_source"]
         if record["params"]["backend"] == "torch":
             assert metrics["peak_device_memory_mb"] >= weights_mb and source.startswith("peak: torch allocator")

@@ -9,8 +9,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from conftest import MlflowServer
+
 from embench import ui_link
 
 LINK = re.compile(r"^MLflow UI: (\S+)(.*)$", re.MULTILINE)

@@ -1,12 +1,9 @@
 """The paper's platforms on a host that has none of them; fallback; specs."""
 
-import json
-
 import pytest
 import torch
+from conftest import CONF, PLUGINS, assert_one_line_error, only_result, results, write_user_backend
 from omegaconf import OmegaConf
-
-from conftest import CONF, REPO, assert_one_line_error
 
 QUICK = ("protocol=quick", "model=squeezenet1_1")
 PAPER_PLATFORMS = {
@@ -44,8 +41,7 @@ def test_ncs2_explains_that_openvino_dropped_myriad(run_cli):
 def test_non_strict_paper_platform_runs_here_without_borrowing_its_specs(run_cli, tmp_path):
     result = run_cli("platform=xeon4116", "platform.strict=false", "platform.threads=1", *QUICK)
     assert result.returncode == 0, result.output
-    [path] = tmp_path.glob("outputs/runs/*/result.json")
-    record = json.loads(path.read_text())
+    record = only_result(tmp_path)
     assert record["params"]["platform"] == "xeon4116"
     assert record["tags"]["device.type"] == "cpu" and "xeon4116 absent" in record["tags"]["device.fallback"]
     assert record["tags"]["peak_source"].startswith("measured")  # not the Xeon's 806.4 GFLOP/s
@@ -61,14 +57,11 @@ def test_backend_that_cannot_run_on_the_platform_device(run_cli, tmp_path):
 
 def _fixed_step_run(run_cli, tmp_path, *args) -> dict:
     """A quick run at batch 2 of tests/plugins/fixed_step_backend.py, whose every step takes STEP_MS."""
-    conf = tmp_path / "my_conf" / "backend"
-    conf.mkdir(parents=True)
-    (conf / "fixed_step.yaml").write_text(f"name: fixed_step\nruntime:\n  _target_: fixed_step_backend.FixedStep\n"
-                                          f"  step_ms: {STEP_MS}\n")
+    write_user_backend(tmp_path / "my_conf", "fixed_step", "fixed_step_backend.FixedStep", step_ms=STEP_MS)
     result = run_cli("--config-dir", str(tmp_path / "my_conf"), "backend=fixed_step", *QUICK, "batch=2",
-                     "protocol.profile_iterations=0", *args, PYTHONPATH=f"{REPO}:{REPO / 'tests' / 'plugins'}")
+                     "protocol.profile_iterations=0", *args, PYTHONPATH=PLUGINS)
     assert result.returncode == 0, result.output
-    return json.loads(next(tmp_path.glob("outputs/runs/*/result.json")).read_text())
+    return only_result(tmp_path)
 
 
 STEP_MS = 100.0  # per step of 2 images: 20 images/s, whatever the host
@@ -105,16 +98,14 @@ def test_a_measured_peak_gemm_never_appears_in_the_runs_memory_peak(run_cli, tmp
     """The CPU peak GEMM runs after the memory peak is read: a run that measures it and a run given a published
     peak (no GEMM at all) report the same memory peak. The plugin enlarges the GEMM to a known 192 MB, so a peak
     that held it would differ by far more than two runs of the same network do on any host."""
-    conf = tmp_path / "my_conf" / "backend"
-    conf.mkdir(parents=True)
-    (conf / "big_gemm.yaml").write_text("name: big_gemm\nruntime:\n  _target_: big_peak_gemm_backend.BigPeakGemmEager\n")
+    write_user_backend(tmp_path / "my_conf", "big_gemm", "big_peak_gemm_backend.BigPeakGemmEager")
     peaks = {}
     for given in ("null", "456"):
         result = run_cli("--config-dir", str(tmp_path / "my_conf"), "backend=big_gemm", *QUICK,
                          f"platform.specs.peak_fp32_gflops={given}", EMBENCH_CACHE_DIR=str(tmp_path / f"cache_{given}"),
-                         PYTHONPATH=f"{REPO}:{REPO / 'tests' / 'plugins'}")
+                         PYTHONPATH=PLUGINS)
         assert result.returncode == 0, result.output
-        record = json.loads(max(tmp_path.glob("outputs/runs/*/result.json"), key=lambda p: p.stat().st_mtime).read_text())
+        record = max(results(tmp_path, "outputs/runs/*/result.json"), key=lambda r: r["start_time"])
         source = record["tags"]["peak_source"]  # a measured one may say "on a busy host": it was measured all the same
         peaks["measured" if source.startswith("measured FP32 matmul") else source] = record["metrics"]["peak_memory_mb"]
     assert set(peaks) == {"measured", "platform spec"}
@@ -123,13 +114,11 @@ def test_a_measured_peak_gemm_never_appears_in_the_runs_memory_peak(run_cli, tmp
 
 def _heavy_run(run_cli, tmp_path, target: str) -> dict:
     """The metrics of a quick run of a user backend from tests/plugins/heavy_check_backend.py."""
-    conf = tmp_path / "my_conf" / "backend"
-    conf.mkdir(parents=True)
-    (conf / "heavy.yaml").write_text(f"name: heavy\nruntime:\n  _target_: heavy_check_backend.{target}\n")
+    write_user_backend(tmp_path / "my_conf", "heavy", f"heavy_check_backend.{target}")
     result = run_cli("--config-dir", str(tmp_path / "my_conf"), "backend=heavy", *QUICK,
-                     PYTHONPATH=f"{REPO}:{REPO / 'tests' / 'plugins'}")
+                     PYTHONPATH=PLUGINS)
     assert result.returncode == 0, result.output
-    return json.loads(next(tmp_path.glob("outputs/runs/*/result.json")).read_text())["metrics"]
+    return only_result(tmp_path)["metrics"]
 
 
 def test_the_output_check_never_appears_in_the_runs_memory_peak(run_cli, tmp_path):

@@ -6,14 +6,9 @@ import json
 from collections import Counter
 
 import pytest
-
-from conftest import assert_one_line_error, runs_of
+from conftest import assert_one_line_error, results, runs_of
 
 SQUEEZENET = ("model=squeezenet1_1", "protocol=quick")
-
-
-def results(tmp_path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/**/result.json"))]
 
 
 def compute_layers(model_name: str) -> int:

@@ -6,128 +6,121 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+from conftest import CONF, assert_every_layer_profiled, profile_rows, results
 from omegaconf import OmegaConf
 
-from conftest import CONF
-from embench.profiling import CATEGORIES, Profile, OpTime, categorize, profile_torch
+from embench.profiling import CATEGORIES, OpTime, Profile, categorize, profile_torch
 
-
-@pytest.mark.parametrize(
-    "op, category",
-    [
-        ("aten::mkldnn_convolution", "convolution"),
-        ("aten::_slow_conv2d_forward", "convolution"),
-        ("aten::thnn_conv2d", "convolution"),
-        ("aten::cudnn_convolution", "convolution"),
-        ("aten::native_batch_norm", "batch_norm"),
-        ("aten::_batch_norm_impl_index", "batch_norm"),
-        ("aten::relu_", "activation"),
-        ("aten::clamp_min_", "activation"),
-        ("aten::hardtanh_", "activation"),
-        ("aten::max_pool2d_with_indices", "pooling"),
-        ("aten::_adaptive_avg_pool2d", "pooling"),
-        ("aten::avg_pool2d", "pooling"),
-        ("aten::mean", "pooling"),
-        ("aten::addmm", "fully_connected"),
-        ("aten::linear", "fully_connected"),
-        ("aten::add_", "elementwise"),
-        ("aten::mul", "elementwise"),
-        ("aten::cat", "concat_reshape"),
-        ("aten::view", "concat_reshape"),
-        ("aten::flatten", "concat_reshape"),
-        ("aten::transpose", "concat_reshape"),
-        ("aten::empty", "framework"),  # allocating an output: the runtime's work, in no layer
-        ("aten::dropout", "other"),
-    ],
-)
-def test_categorize(op, category):
-    assert categorize(op) == category
-
+# torch's op names, as torch.profiler reports them
+TORCH_OPS = [
+    ("aten::mkldnn_convolution", "convolution"),
+    ("aten::_slow_conv2d_forward", "convolution"),
+    ("aten::thnn_conv2d", "convolution"),
+    ("aten::cudnn_convolution", "convolution"),
+    ("aten::native_batch_norm", "batch_norm"),
+    ("aten::_batch_norm_impl_index", "batch_norm"),
+    ("aten::relu_", "activation"),
+    ("aten::clamp_min_", "activation"),
+    ("aten::hardtanh_", "activation"),
+    ("aten::max_pool2d_with_indices", "pooling"),
+    ("aten::_adaptive_avg_pool2d", "pooling"),
+    ("aten::avg_pool2d", "pooling"),
+    ("aten::mean", "pooling"),
+    ("aten::addmm", "fully_connected"),
+    ("aten::linear", "fully_connected"),
+    ("aten::add_", "elementwise"),
+    ("aten::mul", "elementwise"),
+    ("aten::cat", "concat_reshape"),
+    ("aten::view", "concat_reshape"),
+    ("aten::flatten", "concat_reshape"),
+    ("aten::transpose", "concat_reshape"),
+    ("aten::empty", "framework"),  # allocating an output: the runtime's work, in no layer
+    ("aten::dropout", "other"),
+]
 
 # Runtime names from OpenVINO's layer types, ONNX's op types and real cuDNN / cuBLAS / CUTLASS / ATen CUDA kernels.
-@pytest.mark.parametrize(
-    "name, category",
-    [
-        # OpenVINO layer types
-        ("Convolution", "convolution"),
-        ("GroupConvolution", "convolution"),
-        ("Convert", "concat_reshape"),
-        ("Reorder", "concat_reshape"),
-        ("Concat", "concat_reshape"),
-        ("Reshape", "concat_reshape"),
-        ("MaxPool", "pooling"),
-        ("AvgPool", "pooling"),
-        ("ReduceMean", "pooling"),
-        ("FullyConnected", "fully_connected"),
-        ("MatMul", "fully_connected"),
-        ("Subtract", "elementwise"),
-        ("Multiply", "elementwise"),
-        ("Add", "elementwise"),
-        ("Eltwise", "elementwise"),
-        ("Subgraph", "elementwise"),
-        ("Relu", "activation"),
-        ("Softmax", "activation"),
-        # ONNX op types
-        ("Conv", "convolution"),
-        ("BatchNormalization", "batch_norm"),
-        ("GlobalAveragePool", "pooling"),
-        ("Gemm", "fully_connected"),
-        ("Sub", "elementwise"),
-        # ExecuTorch's portable kernels of view ops, which copy
-        ("split_with_sizes_copy", "concat_reshape"),
-        ("view_copy", "concat_reshape"),
-        # Inductor's generated kernels (torch.compile), in the category of the op they are anchored on
-        ("graph_0_cpp_fused_convolution_relu_4", "convolution"),
-        ("graph_0_cpp_fused_max_pool2d_with_indices_relu_9", "pooling"),
-        ("graph_0_cpp_fused_mean_relu_16", "pooling"),
-        ("graph_0_cpp_fused_relu_10", "activation"),
-        ("graph_0_cpp_fused__native_batch_norm_legit_no_training_cat_clone_convolution_relu_split_transpose_view_13",
-         "batch_norm"),  # shufflenet: batch norm and ReLU written through the channel shuffle
-        ("triton_poi_fused_add_relu_3", "elementwise"),
-        ("triton_red_fused__native_batch_norm_legit_no_training_relu_2", "batch_norm"),
-        # torch.compile's own work around the kernels: in no layer
-        ("## Call CompiledFxGraph fratgekq62jby6a7qohbcn47excrojcluova6jac2oqncmnwtbes ##", "framework"),
-        ("TorchDynamo Cache Lookup", "framework"),
-        ("Torch-Compiled Region: 0/0", "framework"),
-        ("AOTDispatcher Runtime Wrapper Prologue", "framework"),
-        # torch: precision conversions
-        ("prims::convert_element_type", "concat_reshape"),
-        ("aten::to", "concat_reshape"),
-        ("aten::_to_copy", "concat_reshape"),
-        # CUDA kernels
-        ("implicit_convolve_sgemm", "convolution"),
-        (
-            "void cudnn::detail::implicit_convolve_sgemm<float, float, 1024, 5, 5, 3, 3, 3, 1, false, false, true>"
-            "(int, int, int, float const*, int, float*, float const*, kernel_conv_params, unsigned long long, int, float, float, int, float const*, float const*, bool, int, int)",
-            "convolution",
-        ),
-        ("sm80_xmma_fprop_implicit_gemm_indexed_tf32f32_tf32f32_f32_nhwckrsc_nchw_tilesize128x128x16_stage4_warpsize2x2x1_g1_tensor16x8x8_kernel", "convolution"),
-        ("ampere_scudnn_128x64_relu_interior_nn_v1", "convolution"),
-        ("volta_fp16_s884cudnn_fp16_256x128_ldg8_splitK_relu_f2f_exp_small_nhwc2nchw_tn_v1", "convolution"),
-        ("void cudnn::winograd::generateWinogradTilesKernel<0, float, float>(cudnn::winograd::GenerateWinogradTilesParams<float, float>)", "convolution"),
-        ("void at::native::(anonymous namespace)::conv_depthwise2d_forward_kernel<3, float, int>(float const*, float*, float const*, float const*, bool, int, int, int, int, int, int, int, int, int, int, int, int, int)", "convolution"),
-        ("cudnn::bn_fw_inf_1C11_kernel_NCHW", "batch_norm"),
-        ("void cudnn::bn_fw_inf_1C11_kernel_NCHW<float, float, true, 1>(float, float, cudnnTensorStruct, float const*, cudnnTensorStruct, float*, float const*, float const*, float const*, float const*, float)", "batch_norm"),
-        ("ampere_sgemm_128x64_tn", "fully_connected"),
-        ("gemv2T_kernel", "fully_connected"),
-        ("void gemv2T_kernel_val<int, int, float, float, float, float, 128, 16, 4, 4, false, false, cublasGemvParamsEx<int, cublasGemvTensorStridedBatched<float const>, cublasGemvTensorStridedBatched<float const>, cublasGemvTensorStridedBatched<float>, float> >(cublasGemvParamsEx<int, cublasGemvTensorStridedBatched<float const>, cublasGemvTensorStridedBatched<float const>, cublasGemvTensorStridedBatched<float>, float>, float, float)", "fully_connected"),
-        ("void cutlass::Kernel<cutlass_80_tensorop_s1688gemm_64x64_16x6_tn_align4>(cutlass_80_tensorop_s1688gemm_64x64_16x6_tn_align4::Params)", "fully_connected"),
-        ("pooling_fw_4d_kernel", "pooling"),
-        ("void cudnn::ops::pooling_fw_4d_kernel<float, float, cudnn::maxpooling_func<float, (cudnnNanPropagation_t)0>, 0, false>(cudnnTensorStruct, float const*, cudnnTensorStruct, float*, cudnnPoolingStruct, float, float, int, cudnn::reduced_divisor, cudnn::reduced_divisor)", "pooling"),
-        ("void at::native::(anonymous namespace)::max_pool_forward_nchw<float, float>(int, float const*, long, long, long, int, int, int, int, int, int, int, int, int, int, float*, long*)", "pooling"),
-        ("void at::native::reduce_kernel<512, 1, at::native::ReduceOp<float, at::native::MeanOps<float, float, float, float>, unsigned int, float, 4> >(at::native::ReduceOp<float, at::native::MeanOps<float, float, float, float>, unsigned int, float, 4>)", "pooling"),
-        ("void at::native::vectorized_elementwise_kernel<4, at::native::(anonymous namespace)::launch_clamp_scalar(at::TensorIteratorBase&, c10::Scalar, c10::Scalar, at::native::detail::ClampLimits)::{lambda()#1}::operator()() const::{lambda()#7}::operator()() const::{lambda(float)#1}, std::array<char*, 2ul> >(int, at::native::(anonymous namespace)::launch_clamp_scalar(at::TensorIteratorBase&, c10::Scalar, c10::Scalar, at::native::detail::ClampLimits)::{lambda()#1}::operator()() const::{lambda()#7}::operator()() const::{lambda(float)#1}, std::array<char*, 2ul>)", "activation"),
-        ("void (anonymous namespace)::softmax_warp_forward<float, float, float, 10, false, false>(float*, float const*, int, int, int, bool const*, int, bool)", "activation"),
-        ("void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>, std::array<char*, 3ul> >(int, at::native::CUDAFunctor_add<float>, std::array<char*, 3ul>)", "elementwise"),
-        ("void at::native::vectorized_elementwise_kernel<4, at::native::AUnaryFunctor<float, float, float, at::native::binary_internal::MulFunctor<float> >, std::array<char*, 2ul> >(int, at::native::AUnaryFunctor<float, float, float, at::native::binary_internal::MulFunctor<float> >, std::array<char*, 2ul>)", "elementwise"),
-        ("void at::native::(anonymous namespace)::CatArrayBatchedCopy<at::native::(anonymous namespace)::OpaqueType<4u>, unsigned int, 4, 64, 64>(at::native::(anonymous namespace)::OpaqueType<4u>*, at::native::(anonymous namespace)::CatArrInputTensorMetadata<at::native::(anonymous namespace)::OpaqueType<4u>, unsigned int, 64, 64>, at::native::(anonymous namespace)::TensorSizeStride<unsigned int, 4u>, int, unsigned int)", "concat_reshape"),
-        ("void at::native::unrolled_elementwise_kernel<at::native::direct_copy_kernel_cuda(at::TensorIteratorBase&)::{lambda()#3}::operator()() const::{lambda()#7}::operator()() const::{lambda(float)#1}, std::array<char*, 2ul>, 4, TrivialOffsetCalculator<1, unsigned int>, TrivialOffsetCalculator<1, unsigned int>, at::native::memory::LoadWithCast<1>, at::native::memory::StoreWithCast<1> >(int, ...)", "concat_reshape"),
-        ("void cudnn::ops::nchwToNhwcKernel<float, float, float, true, false, (cudnnKernelDataType_t)2>(cudnn::ops::nchw2nhwc_params_t<float>, float const*, float*)", "concat_reshape"),
-        ("Memcpy HtoD (Pageable -> Device)", "other"),
-    ],
-    ids=lambda value: value[:60],
-)
-def test_categorize_runtime_names(name, category):
+RUNTIME_NAMES = [
+    # OpenVINO layer types
+    ("Convolution", "convolution"),
+    ("GroupConvolution", "convolution"),
+    ("Convert", "concat_reshape"),
+    ("Reorder", "concat_reshape"),
+    ("Concat", "concat_reshape"),
+    ("Reshape", "concat_reshape"),
+    ("MaxPool", "pooling"),
+    ("AvgPool", "pooling"),
+    ("ReduceMean", "pooling"),
+    ("FullyConnected", "fully_connected"),
+    ("MatMul", "fully_connected"),
+    ("Subtract", "elementwise"),
+    ("Multiply", "elementwise"),
+    ("Add", "elementwise"),
+    ("Eltwise", "elementwise"),
+    ("Subgraph", "elementwise"),
+    ("Relu", "activation"),
+    ("Softmax", "activation"),
+    # ONNX op types
+    ("Conv", "convolution"),
+    ("BatchNormalization", "batch_norm"),
+    ("GlobalAveragePool", "pooling"),
+    ("Gemm", "fully_connected"),
+    ("Sub", "elementwise"),
+    # ExecuTorch's portable kernels of view ops, which copy
+    ("split_with_sizes_copy", "concat_reshape"),
+    ("view_copy", "concat_reshape"),
+    # Inductor's generated kernels (torch.compile), in the category of the op they are anchored on
+    ("graph_0_cpp_fused_convolution_relu_4", "convolution"),
+    ("graph_0_cpp_fused_max_pool2d_with_indices_relu_9", "pooling"),
+    ("graph_0_cpp_fused_mean_relu_16", "pooling"),
+    ("graph_0_cpp_fused_relu_10", "activation"),
+    ("graph_0_cpp_fused__native_batch_norm_legit_no_training_cat_clone_convolution_relu_split_transpose_view_13",
+     "batch_norm"),  # shufflenet: batch norm and ReLU written through the channel shuffle
+    ("triton_poi_fused_add_relu_3", "elementwise"),
+    ("triton_red_fused__native_batch_norm_legit_no_training_relu_2", "batch_norm"),
+    # torch.compile's own work around the kernels: in no layer
+    ("## Call CompiledFxGraph fratgekq62jby6a7qohbcn47excrojcluova6jac2oqncmnwtbes ##", "framework"),
+    ("TorchDynamo Cache Lookup", "framework"),
+    ("Torch-Compiled Region: 0/0", "framework"),
+    ("AOTDispatcher Runtime Wrapper Prologue", "framework"),
+    # torch: precision conversions
+    ("prims::convert_element_type", "concat_reshape"),
+    ("aten::to", "concat_reshape"),
+    ("aten::_to_copy", "concat_reshape"),
+    # CUDA kernels
+    ("implicit_convolve_sgemm", "convolution"),
+    (
+        "void cudnn::detail::implicit_convolve_sgemm<float, float, 1024, 5, 5, 3, 3, 3, 1, false, false, true>"
+        "(int, int, int, float const*, int, float*, float const*, kernel_conv_params, unsigned long long, int, float, float, int, float const*, float const*, bool, int, int)",
+        "convolution",
+    ),
+    ("sm80_xmma_fprop_implicit_gemm_indexed_tf32f32_tf32f32_f32_nhwckrsc_nchw_tilesize128x128x16_stage4_warpsize2x2x1_g1_tensor16x8x8_kernel", "convolution"),
+    ("ampere_scudnn_128x64_relu_interior_nn_v1", "convolution"),
+    ("volta_fp16_s884cudnn_fp16_256x128_ldg8_splitK_relu_f2f_exp_small_nhwc2nchw_tn_v1", "convolution"),
+    ("void cudnn::winograd::generateWinogradTilesKernel<0, float, float>(cudnn::winograd::GenerateWinogradTilesParams<float, float>)", "convolution"),
+    ("void at::native::(anonymous namespace)::conv_depthwise2d_forward_kernel<3, float, int>(float const*, float*, float const*, float const*, bool, int, int, int, int, int, int, int, int, int, int, int, int, int)", "convolution"),
+    ("cudnn::bn_fw_inf_1C11_kernel_NCHW", "batch_norm"),
+    ("void cudnn::bn_fw_inf_1C11_kernel_NCHW<float, float, true, 1>(float, float, cudnnTensorStruct, float const*, cudnnTensorStruct, float*, float const*, float const*, float const*, float const*, float)", "batch_norm"),
+    ("ampere_sgemm_128x64_tn", "fully_connected"),
+    ("gemv2T_kernel", "fully_connected"),
+    ("void gemv2T_kernel_val<int, int, float, float, float, float, 128, 16, 4, 4, false, false, cublasGemvParamsEx<int, cublasGemvTensorStridedBatched<float const>, cublasGemvTensorStridedBatched<float const>, cublasGemvTensorStridedBatched<float>, float> >(cublasGemvParamsEx<int, cublasGemvTensorStridedBatched<float const>, cublasGemvTensorStridedBatched<float const>, cublasGemvTensorStridedBatched<float>, float>, float, float)", "fully_connected"),
+    ("void cutlass::Kernel<cutlass_80_tensorop_s1688gemm_64x64_16x6_tn_align4>(cutlass_80_tensorop_s1688gemm_64x64_16x6_tn_align4::Params)", "fully_connected"),
+    ("pooling_fw_4d_kernel", "pooling"),
+    ("void cudnn::ops::pooling_fw_4d_kernel<float, float, cudnn::maxpooling_func<float, (cudnnNanPropagation_t)0>, 0, false>(cudnnTensorStruct, float const*, cudnnTensorStruct, float*, cudnnPoolingStruct, float, float, int, cudnn::reduced_divisor, cudnn::reduced_divisor)", "pooling"),
+    ("void at::native::(anonymous namespace)::max_pool_forward_nchw<float, float>(int, float const*, long, long, long, int, int, int, int, int, int, int, int, int, int, float*, long*)", "pooling"),
+    ("void at::native::reduce_kernel<512, 1, at::native::ReduceOp<float, at::native::MeanOps<float, float, float, float>, unsigned int, float, 4> >(at::native::ReduceOp<float, at::native::MeanOps<float, float, float, float>, unsigned int, float, 4>)", "pooling"),
+    ("void at::native::vectorized_elementwise_kernel<4, at::native::(anonymous namespace)::launch_clamp_scalar(at::TensorIteratorBase&, c10::Scalar, c10::Scalar, at::native::detail::ClampLimits)::{lambda()#1}::operator()() const::{lambda()#7}::operator()() const::{lambda(float)#1}, std::array<char*, 2ul> >(int, at::native::(anonymous namespace)::launch_clamp_scalar(at::TensorIteratorBase&, c10::Scalar, c10::Scalar, at::native::detail::ClampLimits)::{lambda()#1}::operator()() const::{lambda()#7}::operator()() const::{lambda(float)#1}, std::array<char*, 2ul>)", "activation"),
+    ("void (anonymous namespace)::softmax_warp_forward<float, float, float, 10, false, false>(float*, float const*, int, int, int, bool const*, int, bool)", "activation"),
+    ("void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>, std::array<char*, 3ul> >(int, at::native::CUDAFunctor_add<float>, std::array<char*, 3ul>)", "elementwise"),
+    ("void at::native::vectorized_elementwise_kernel<4, at::native::AUnaryFunctor<float, float, float, at::native::binary_internal::MulFunctor<float> >, std::array<char*, 2ul> >(int, at::native::AUnaryFunctor<float, float, float, at::native::binary_internal::MulFunctor<float> >, std::array<char*, 2ul>)", "elementwise"),
+    ("void at::native::(anonymous namespace)::CatArrayBatchedCopy<at::native::(anonymous namespace)::OpaqueType<4u>, unsigned int, 4, 64, 64>(at::native::(anonymous namespace)::OpaqueType<4u>*, at::native::(anonymous namespace)::CatArrInputTensorMetadata<at::native::(anonymous namespace)::OpaqueType<4u>, unsigned int, 64, 64>, at::native::(anonymous namespace)::TensorSizeStride<unsigned int, 4u>, int, unsigned int)", "concat_reshape"),
+    ("void at::native::unrolled_elementwise_kernel<at::native::direct_copy_kernel_cuda(at::TensorIteratorBase&)::{lambda()#3}::operator()() const::{lambda()#7}::operator()() const::{lambda(float)#1}, std::array<char*, 2ul>, 4, TrivialOffsetCalculator<1, unsigned int>, TrivialOffsetCalculator<1, unsigned int>, at::native::memory::LoadWithCast<1>, at::native::memory::StoreWithCast<1> >(int, ...)", "concat_reshape"),
+    ("void cudnn::ops::nchwToNhwcKernel<float, float, float, true, false, (cudnnKernelDataType_t)2>(cudnn::ops::nchw2nhwc_params_t<float>, float const*, float*)", "concat_reshape"),
+    ("Memcpy HtoD (Pageable -> Device)", "other"),
+]
+
+
+@pytest.mark.parametrize("name, category", TORCH_OPS + RUNTIME_NAMES, ids=lambda value: value[:60])
+def test_categorize(name, category):
     assert categorize(name) == category
 
 
@@ -162,6 +155,24 @@ def test_real_profiles_leave_little_time_in_other(name):
             uncategorised[kind] = uncategorised.get(kind, 0.0) + 100 * op.self_ms / profile.total_ms
     assert pct["other"] < 5.0, sorted(uncategorised.items(), key=lambda item: -item[1])[:10]
     assert pct["convolution"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["resnet50", "mobilenet_v2"])
+@pytest.mark.parametrize("backend, layers, categories", [
+    pytest.param("onnxruntime", (torch.nn.Conv2d,), ("convolution",), id="onnxruntime"),
+    # XNNPACK runs a linear layer (and a 1x1 convolution) as a Fully Connected operator
+    pytest.param("executorch", (torch.nn.Conv2d, torch.nn.Linear), ("convolution", "fully_connected"), id="executorch"),
+])
+def test_runtime_profile_leaves_little_uncategorised(run_cli, tmp_path, backend, layers, categories, model):
+    """A runtime's own profile of a real run: one operator per layer, none uncategorised, within the wall time."""
+    result = run_cli(f"backend={backend}", f"model={model}", "protocol=quick")
+    assert result.returncode == 0, result.output
+    [record] = results(tmp_path)
+    metrics = record["metrics"]
+    assert_every_layer_profiled(profile_rows(tmp_path), model, layers, categories)
+    # the runtime runs its operators one after another: their times fit in the profiled pass's own wall time
+    assert 0 < metrics["profile_total_ms"] <= 1.05 * metrics["profile_wall_ms"]
 
 
 def test_category_shares_add_up_and_coverage_compares_to_latency():

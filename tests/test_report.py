@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import cli_env
 
 FIGURES = ("fig1_runtime_vs_flops", "fig2_throughput_vs_batch", "fig3_accuracy_vs_speed", "fig4_layer_time",
@@ -338,7 +337,7 @@ def _raw(rows: list[dict]) -> pd.DataFrame:
 
 
 def test_labels_name_only_the_settings_that_differ():
-    from embench.report.load import _labels, tidy
+    from embench.report.selection import _labels, tidy
 
     torch = {"platform": "cpu", "backend": "torch", "protocol": "latency", "batch": "1", "platform.name": "cpu",
              "backend.name": "torch", "protocol.name": "latency", "platform.threads": "1", "platform.strict": "true",
@@ -366,7 +365,7 @@ def test_labels_name_only_the_settings_that_differ():
 
 def test_runs_logged_in_the_old_precision_vocabulary_join_the_new_ones():
     """torch's former `dtype` key and OpenVINO's former f32/f16 values label as `precision=fp32` alongside new runs."""
-    from embench.report.load import _labels, tidy
+    from embench.report.selection import _labels, tidy
 
     base = {"platform": "cpu", "protocol": "latency", "batch": "1", "model": "alexnet", "platform.name": "cpu"}
     raw = _raw([
@@ -382,7 +381,7 @@ def test_runs_logged_in_the_old_precision_vocabulary_join_the_new_ones():
 
 def test_a_published_fp32_peak_is_never_the_peak_of_an_int8_run():
     """A platform's published peak is an FP32 rate: an INT8 or BF16 run without a measured peak of its own gets none."""
-    from embench.report.load import tidy
+    from embench.report.selection import tidy
 
     base = {"params.platform": "xeon4116", "params.backend": "openvino", "params.batch": "1",
             "params.platform.specs.peak_fp32_gflops": "1000"}
@@ -436,7 +435,8 @@ def test_paper_protocol_runs_are_timed_by_their_minimum(tmp_path):
 
     from embench.report import figures
     from embench.report.build import build
-    from embench.report.load import Filters, load, time_statistic
+    from embench.report.load import Filters, load
+    from embench.report.selection import time_statistic
 
     mlflow = client(tmp_path)
     experiment = mlflow.create_experiment("e")

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from conftest import cli_env
+from conftest import PLUGINS, cli_env, write_user_backend
 
 LOAD_FIGURE = "fig6_latency_vs_load"
 BASE = {"platform": "cpu", "backend": "torch", "protocol": "latency", "batch": "1", "platform.name": "cpu",
@@ -153,7 +152,6 @@ def test_each_output_only_when_its_runs_are_selected(store, model, figure, table
 
 STEP_MS = 10.0  # the synthetic backend's every step: one worker serves at most 100 samples/s
 OFFLINE_WORKERS = 2  # offline's two workers: at most 200 samples/s, and 1000 / 200 = 5 ms, which is no call's latency
-PLUGINS = f"{Path(__file__).parent.parent}:{Path(__file__).parent / 'plugins'}"
 # scenario configs of short LoadGen tests: name -> YAML (a max-QPS search of two probes; 2-sample multi-stream queries)
 SHORT_SCENARIOS = {
     "search": "name: server\ntarget_qps: 10.0\nlatency_bound_ms: 50.0\nworkers: 1\nmin_query_count: 50\n"
@@ -171,10 +169,8 @@ def scenarios_report(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("every_scenario")
     conf = root / "my_conf"
-    (conf / "backend").mkdir(parents=True)
+    write_user_backend(conf, "fixed_step", "fixed_step_backend.FixedStep", step_ms=STEP_MS)
     (conf / "scenario").mkdir()
-    (conf / "backend" / "fixed_step.yaml").write_text(
-        f"name: fixed_step\nruntime:\n  _target_: fixed_step_backend.FixedStep\n  step_ms: {STEP_MS}\n")
     for name, text in SHORT_SCENARIOS.items():
         (conf / "scenario" / f"{name}.yaml").write_text(text)
     env = cli_env(root, PYTHONPATH=PLUGINS)

@@ -1,6 +1,5 @@
 """MLPerf's load scenarios through LoadGen: a backend of known service time, real networks, co-location."""
 
-import json
 import os
 import signal
 import subprocess
@@ -9,26 +8,16 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import PLUGINS, Cli, assert_nothing_lost, cli_env, results, runs_of, write_user_backend
 from mlflow import MlflowClient
 
-from conftest import REPO, cli_env, runs_of
-from test_faults import Cli, assert_nothing_lost
-
 SERVICE_MS = 5.0  # the synthetic backend's step: LoadGen's figures (which add a ~0.15 ms hand-off) are checked against it
-PLUGINS = f"{REPO}:{REPO / 'tests' / 'plugins'}"
 SHORT = ("protocol.min_duration_s=1.5", "protocol.warmup_duration_s=0.2", "protocol.profile_iterations=0")
-
-
-def _records(tmp_path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/**/result.json"))]
 
 
 def _fixed_step(run_cli, tmp_path, *args, sweep: bool = False, step_ms: float = SERVICE_MS):
     """Runs embench (a sweep with -m when `sweep`) on a backend whose every step takes `step_ms`."""
-    conf = tmp_path / "my_conf" / "backend"
-    conf.mkdir(parents=True, exist_ok=True)
-    (conf / "fixed_step.yaml").write_text(
-        f"name: fixed_step\nruntime:\n  _target_: fixed_step_backend.FixedStep\n  step_ms: {step_ms}\n")
+    write_user_backend(tmp_path / "my_conf", "fixed_step", "fixed_step_backend.FixedStep", step_ms=step_ms)
     result = run_cli(*(["-m"] if sweep else []), "--config-dir", str(tmp_path / "my_conf"), "backend=fixed_step", "model=squeezenet1_1",
                      *SHORT, *args, PYTHONPATH=PLUGINS)
     assert result.returncode == 0, result.output
@@ -39,7 +28,7 @@ def test_single_stream_p90_is_the_known_service_time(run_cli, tmp_path):
     """10 ms steps: a step never ends early, so every figure is at least its steps' time; a busy host only makes
     them later, so the upper bounds are generous: under two steps, which a doubled count or a unit slip passes."""
     _fixed_step(run_cli, tmp_path, step_ms=10.0)
-    [record] = _records(tmp_path)
+    [record] = results(tmp_path)
     metrics, tags = record["metrics"], record["tags"]
     assert record["params"]["scenario.name"] == "single_stream"
     assert tags["loadgen.validity"] == "VALID", tags
@@ -59,7 +48,7 @@ def test_unstable_tag_follows_the_spread_of_the_steps(run_cli, tmp_path):
     """50 ms steps are steady (a busy host's late wake-ups of a few ms stay far below protocol.unstable_cv, 10 %);
     steps alternating 50 and 150 ms have a CV of 50 %."""
     result = _fixed_step(run_cli, tmp_path, "+backend.runtime.alternate_ms=50,150", sweep=True, step_ms=50.0)
-    by_alternate = {r["params"]["backend.runtime.alternate_ms"]: r for r in _records(tmp_path)}
+    by_alternate = {r["params"]["backend.runtime.alternate_ms"]: r for r in results(tmp_path)}
     steady, spread = by_alternate["50"], by_alternate["150"]
     assert steady["tags"]["unstable"] == "false" and steady["metrics"]["latency_cv"] < 0.1, steady["metrics"]
     assert spread["tags"]["unstable"] == "true" and spread["metrics"]["latency_cv"] == pytest.approx(0.5, abs=0.1)
@@ -71,7 +60,7 @@ def test_server_is_valid_under_capacity_and_invalid_at_twice_it(run_cli, tmp_pat
     at 50 the p99 stays under 40 ms, at 400 the queue grows."""
     _fixed_step(run_cli, tmp_path, "scenario=server", "scenario.latency_bound_ms=40", "scenario.target_qps=50,400",
                 sweep=True)
-    by_rate = {record["metrics"]["offered_qps"]: record for record in _records(tmp_path)}
+    by_rate = {record["metrics"]["offered_qps"]: record for record in results(tmp_path)}
     under, over = by_rate[50.0], by_rate[400.0]
     assert under["tags"]["loadgen.validity"] == "VALID" and under["metrics"]["over_bound_share"] == 0
     assert SERVICE_MS <= under["metrics"]["query_latency_p50_ms"] < 3 * SERVICE_MS  # a step, no queue
@@ -85,7 +74,7 @@ def test_server_is_valid_under_capacity_and_invalid_at_twice_it(run_cli, tmp_pat
 def test_max_qps_search_finds_one_workers_capacity(run_cli, tmp_path, mlflow_client):
     _fixed_step(run_cli, tmp_path, "scenario=server", "scenario.find_max_qps=true", "scenario.latency_bound_ms=125",
                 "protocol.min_duration_s=1")
-    [record] = [r for r in _records(tmp_path) if "server_max_qps" in r["metrics"]]
+    [record] = [r for r in results(tmp_path) if "server_max_qps" in r["metrics"]]
     # one worker serves at most 200 queries/s (a short run may pass a little over it before its queue tells); a busy
     # host slows its steps and lowers what it serves, never raises it
     assert 0.5 * 1e3 / SERVICE_MS < record["metrics"]["server_max_qps"] < 1.15 * 1e3 / SERVICE_MS, record["metrics"]
@@ -131,7 +120,7 @@ def test_a_multi_stream_query_lasts_its_eight_samples(run_cli, tmp_path):
     """One worker serves a query's 8 samples one after another: 8 steps of 5 ms, never less (a step never ends
     early), and less than twice that on a busy host. A query timed by one sample (5 ms) or by 16 (80 ms) fails."""
     _fixed_step(run_cli, tmp_path, "scenario=multi_stream", "scenario.min_query_count=20")
-    [record] = _records(tmp_path)
+    [record] = results(tmp_path)
     metrics = record["metrics"]
     assert record["params"]["scenario.samples_per_query"] == "8" and metrics["query_count"] >= 20
     assert 8 * SERVICE_MS <= metrics["query_latency_min_ms"] <= metrics["query_latency_p50_ms"] < 2 * 8 * SERVICE_MS, metrics
@@ -151,7 +140,7 @@ def test_colocated_networks_each_report_a_slowdown(run_cli, tmp_path, one_cpu):
     result = run_cli("colocate=[squeezenet1_1,shufflenet_v2_x0_5]", "colocate_threads=[1,1]", "protocol=quick",
                      "protocol.max_duration_s=2", "protocol.min_duration_s=1.5")
     assert result.returncode == 0, result.output
-    [record] = _records(tmp_path)
+    [record] = results(tmp_path)
     metrics, tags = record["metrics"], record["tags"]
     assert record["params"]["model"] == "squeezenet1_1+shufflenet_v2_x0_5"
     for name in ("squeezenet1_1", "shufflenet_v2_x0_5"):
@@ -186,9 +175,7 @@ REPLICA_FIRST_MS = 400.0  # tests/plugins/cold_process_backend.py: each replica'
 
 def _cold_process(run_cli, tmp_path, *args):
     """Runs embench on tests/plugins/cold_process_backend.py (5 ms steps; a replica's first call waits 400 ms more)."""
-    conf = tmp_path / "my_conf" / "backend"
-    conf.mkdir(parents=True, exist_ok=True)
-    (conf / "cold_process.yaml").write_text("name: cold_process\nruntime:\n  _target_: cold_process_backend.ColdProcess\n")
+    write_user_backend(tmp_path / "my_conf", "cold_process", "cold_process_backend.ColdProcess")
     result = run_cli("--config-dir", str(tmp_path / "my_conf"), "backend=cold_process", "model=squeezenet1_1", *SHORT, *args,
                      PYTHONPATH=PLUGINS)
     assert result.returncode == 0, result.output
@@ -198,7 +185,7 @@ def _cold_process(run_cli, tmp_path, *args):
 def test_every_worker_is_warm_before_loadgen_starts(run_cli, tmp_path):
     """Two workers serve 8-sample queries: no query may wait for a replica's slow first call (400 ms)."""
     _cold_process(run_cli, tmp_path, "scenario=multi_stream", "scenario.workers=2", "scenario.min_query_count=20")
-    [record] = _records(tmp_path)
+    [record] = results(tmp_path)
     assert record["metrics"]["query_count"] >= 20
     assert record["metrics"]["query_latency_max_ms"] < REPLICA_FIRST_MS, record["metrics"]
 

@@ -1,12 +1,11 @@
 """Statistics on data whose answers are known."""
 
 import csv
-import json
 
 import numpy as np
 import pytest
+from conftest import PLUGINS, results, write_user_backend
 
-from conftest import REPO
 from embench.stats import median_ci_ranks, summarize
 
 
@@ -117,15 +116,13 @@ def test_drift_compares_the_second_half_with_the_first():
 def test_three_timed_calls_log_no_tail_and_no_95_percent_interval(run_cli, tmp_path):
     """protocol=quick's three 20 ms calls: no p90/p95/p99 and no ci95 in the run, the median interval's coverage
     0.75 (1 - 2 * 0.5^3); the run's line and the sweep's summary show the maximum where the p99 is missing."""
-    conf = tmp_path / "my_conf" / "backend"
-    conf.mkdir(parents=True)
-    (conf / "fixed_step.yaml").write_text("name: fixed_step\nruntime:\n  _target_: fixed_step_backend.FixedStep\n")
+    write_user_backend(tmp_path / "my_conf", "fixed_step", "fixed_step_backend.FixedStep")
     result = run_cli("--config-dir", str(tmp_path / "my_conf"), "-m", "backend=fixed_step", "model=squeezenet1_1",
                      "protocol=quick", "protocol.min_iterations=3", "protocol.max_iterations=3",
-                     "protocol.profile_iterations=0", PYTHONPATH=f"{REPO}:{REPO / 'tests' / 'plugins'}")
+                     "protocol.profile_iterations=0", PYTHONPATH=PLUGINS)
     assert result.returncode == 0, result.output
-    [path] = tmp_path.glob("outputs/**/result.json")
-    metrics = json.loads(path.read_text())["metrics"]
+    [record] = results(tmp_path)
+    metrics = record["metrics"]
     assert metrics["iterations"] == 3
     assert not [name for name in metrics if name.startswith(("latency_p9", "latency_median_ci95"))], sorted(metrics)
     assert metrics["latency_median_ci_coverage"] == pytest.approx(0.75)

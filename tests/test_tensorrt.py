@@ -2,22 +2,16 @@
 its cache and TensorRT's own per-layer profile."""
 
 import importlib.util
-import json
 import sys
 
 import pytest
-
-from conftest import assert_one_line_error
 import torch
+from conftest import assert_one_line_error, results
 
 from embench.backends.tensorrt import TensorRT
 from embench.errors import ConfigError
 
 RESNET18 = ("model=resnet18", "protocol=quick")
-
-
-def results(tmp_path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/**/result.json"))]
 
 
 def test_tensorrt_on_a_cpu_platform_is_refused_before_measuring(run_cli, tmp_path):

@@ -2,13 +2,10 @@
 correct output or fails with its network and reason named; the networks that cannot convert are the
 ones README lists."""
 
-import json
 import shutil
 
 import pytest
-
-from conftest import CONF, REPO
-from test_cli import write_user_model
+from conftest import CONF, JOB_RESULTS, PLUGINS, results, write_user_model
 
 NETWORKS = sorted(path.stem for path in (CONF / "model").glob("*.yaml"))
 # README, "Networks a runtime cannot run": what each backend refuses on this stack, and how its error begins.
@@ -32,8 +29,7 @@ def test_every_network_runs_or_fails_named(run_cli, tmp_path, backend):
                      "protocol.profile_iterations=0", timeout=3000)
     assert result.returncode in (0, 1), result.output
     assert "Traceback" not in result.stderr
-    paths = tmp_path.glob("outputs/sweeps/*/*/result.json")
-    records = {r["params"]["model"]: r for r in (json.loads(path.read_text()) for path in paths)}
+    records = {r["params"]["model"]: r for r in results(tmp_path, JOB_RESULTS)}
     assert sorted(records) == NETWORKS
     failed = {name: record["error"] for name, record in records.items() if record["status"] != "ok"}
     assert set(failed) == set(CANNOT_CONVERT[backend]), failed
@@ -50,10 +46,9 @@ def test_a_network_a_runtime_cannot_convert_fails_named_and_the_sweep_goes_on(ru
     conf_dir = tmp_path / "my_conf"
     write_user_model(conf_dir, "svd_net", "svd_model.SvdNet")
     result = run_cli("--config-dir", str(conf_dir), "-m", "model=svd_net", "backend=onnxruntime,executorch", "protocol=quick",
-                     PYTHONPATH=f"{REPO}:{REPO / 'tests' / 'plugins'}")
+                     PYTHONPATH=PLUGINS)
     assert result.returncode == 1 and "Traceback" not in result.output
-    paths = sorted(tmp_path.glob("outputs/sweeps/*/*/result.json"))
-    errors = {r["params"]["backend"]: r["error"] for r in (json.loads(path.read_text()) for path in paths)}
+    errors = {r["params"]["backend"]: r["error"] for r in results(tmp_path, JOB_RESULTS)}
     assert errors["onnxruntime"].startswith("torch.onnx.export cannot convert svd_net (operator aten::_linalg_svd): ")
     assert errors["executorch"].startswith("executorch cannot convert svd_net (operator aten::_linalg_svd): ")
     assert not list(tmp_path.glob("outputs/sweeps/*/*/error.txt"))  # a named failure, not a traceback

@@ -13,9 +13,10 @@ from pathlib import Path
 from embench import outcome
 from embench.artifacts import RESULT_FILE
 from embench.errors import ConfigError, TrackingError
+from embench.names import NESTED_IN_TAG, SWEEP_UID_TAG
 from embench.result import RunResult
 from embench.sweep.parent import SWEEP_FILE
-from embench.tracking import NESTED_IN_TAG, SWEEP_UID_TAG, Tracker
+from embench.tracking import Tracker
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 

@@ -12,8 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from embench import outcome, signals
 from embench.errors import EmbenchError
+from embench.names import POINT_KEY_TAG
 from embench.result import RunResult, point_key, run_params
-from embench.tracking import POINT_KEY_TAG
 
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job log format
 

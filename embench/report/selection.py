@@ -132,11 +132,11 @@ class Selection:
         return [c for c in CATEGORY_ORDER if c in present] + sorted(set(present) - set(CATEGORY_ORDER))
 
 
-def _column(raw: pd.DataFrame, names: list[str]) -> pd.Series:
+def _column(raw: pd.DataFrame, columns: list[str]) -> pd.Series:
     out = pd.Series(pd.NA, index=raw.index, dtype="object")
-    for name in names:
-        if name in raw:
-            out = out.where(out.notna(), raw[name])
+    for column in columns:
+        if column in raw:
+            out = out.where(out.notna(), raw[column])
     return out
 
 

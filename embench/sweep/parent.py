@@ -9,9 +9,10 @@ from omegaconf import DictConfig
 
 from embench import credentials, outcome, ui_link
 from embench.errors import TrackingError
+from embench.names import PARENT_RUN_TAG, SWEEP_DIR_TAG, SWEEP_UID_TAG
 from embench.result import RunResult
 from embench.sweep.summary import COLUMNS
-from embench.tracking import SWEEP_UID_TAG, absolute_uri
+from embench.tracking import absolute_uri
 
 SWEEP_FILE = "sweep.json"
 
@@ -30,7 +31,7 @@ class ParentRun:
         try:
             self.run_id = self.tracker.start_parent(
                 run_name=f"sweep {folder.name}",
-                tags={"embench.sweep_dir": str(folder.resolve()), SWEEP_UID_TAG: self.uid,
+                tags={SWEEP_DIR_TAG: str(folder.resolve()), SWEEP_UID_TAG: self.uid,
                       "embench.overrides": " ".join(self.config.hydra.overrides.task)},
             )
         except TrackingError as err:
@@ -72,7 +73,7 @@ class ParentRun:
         params = [result.params for result in results]
         headline = ui_link.headline_metric(params[0] if params else {})
         logged = {key for result in results for key in result.metrics}
-        state = ui_link.view_state(f"tags.mlflow.parentRunId = '{self.run_id}'", headline,
+        state = ui_link.view_state(f"tags.{PARENT_RUN_TAG} = '{self.run_id}'", headline,
                                    ui_link.varying_settings(params, self._overridden()),
                                    [metric for metric in ui_link.FIGURES if metric in logged])
         key = ui_link.share_key(state)

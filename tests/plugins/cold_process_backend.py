@@ -3,9 +3,9 @@ call: the first step this process ever runs waits COLD_CALL_MS more; every step 
 given). Each replica (`workers` > 1) waits REPLICA_FIRST_MS more on its own first call, as a fresh request does."""
 
 import torch
+from fixed_step_backend import hold
 
 from embench.backends.torch_eager import PreparedTorch, TorchEager
-from fixed_step_backend import hold
 
 COLD_CALL_MS = 300.0
 REPLICA_FIRST_MS = 400.0
