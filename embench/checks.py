@@ -19,7 +19,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from embench import models, outcome, platform
+from embench import outcome
 from embench.config.validate import bad_value, validate
 from embench.errors import ConfigError, EmbenchError, TrackingError
 from embench.scenarios.kinds import KINDS
@@ -69,15 +69,18 @@ def make_farm(farm: DictConfig):
 
 @dataclass
 class Ready:
-    """What a point needs on this host: its device, whether it stands in for an absent one, its backend."""
+    """What a point needs on this host: its device (embench.platform.Device), whether it stands in for an absent
+    one, its backend."""
 
-    device: platform.Device
+    device: object
     substituted: bool
     backend: object
 
 
 def check_point(cfg: DictConfig) -> Ready:
     """4. The model factory imports, the platform's device is here, the backend accepts its options and device."""
+    from embench import models  # torch: not for steps 1 to 3, which refuse bad input in a fraction of a second
+
     models.check_factory(cfg.model)
     device, substituted = check_device(cfg.platform)
     backend = _instantiate(cfg.backend.runtime, f"backend={cfg.backend.name}")
@@ -89,8 +92,10 @@ def check_point(cfg: DictConfig) -> Ready:
     return Ready(device, substituted, backend)
 
 
-def check_device(platform_cfg: DictConfig) -> tuple[platform.Device, bool]:
-    """4. The platform's device is on this host (or stands in for it, platform.strict=false)."""
+def check_device(platform_cfg: DictConfig) -> tuple:
+    """4. The platform's device (embench.platform.Device) is on this host, or stands in for it (platform.strict=false)."""
+    from embench import platform
+
     return platform.resolve_device(platform_cfg)
 
 

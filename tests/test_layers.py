@@ -36,3 +36,14 @@ def test_the_checker_finds_an_upward_import_a_cycle_and_an_unlisted_module(tmp_p
     assert "import cycle: embench.config.paths -> embench.config.validate" in lines
     assert "embench.stray: in no layer (add it to LAYERS in tools/check_layers.py)" in lines
     assert lines[-1].endswith(" 3 problem(s)")
+
+
+def test_bad_input_is_refused_before_torch_is_imported(tmp_path):
+    """The config checks are fast: a refused command line never imports torch (seconds per call), whatever the
+    farm whose options are checked."""
+    code = ("import sys\nfrom embench.cli.run import main\nsys.argv = ['embench', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit as stop:\n    print('exit', stop.code)\n"
+            "print('torch imported:', 'torch' in sys.modules)")
+    for args in (["batch=0"], ["-m", "farm=ray", "farm.node_wait_s=-1"], ["-m", "farm=inline", "batch=0"]):
+        result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path)
+        assert result.stdout.splitlines()[-2:] == ["exit 2", "torch imported: False"], (args, result.stdout, result.stderr)
