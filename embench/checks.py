@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from embench import outcome
 from embench.config.validate import bad_value, validate
 from embench.errors import ConfigError, EmbenchError, TrackingError
+from embench.scenarios import loadgen_can_drive
 from embench.scenarios.kinds import KINDS
 
 
@@ -48,7 +49,7 @@ def check_scenario(scenario: DictConfig, protocol: DictConfig, colocated: bool) 
     for key, setting in kind.keys.items():
         if key in scenario and not setting.holds(scenario[key]):
             raise bad_value(f"scenario.{key}", scenario[key], str(setting), f" (scenario={name})")
-    if name != "single_stream" and (protocol.mode != "latency" or protocol.cooloff_s):
+    if name != "single_stream" and not loadgen_can_drive(protocol):
         raise ConfigError(f"scenario={name} is driven by LoadGen, which neither pauses between queries nor runs "
                           f"unsynchronised batches: use a latency protocol without cool-off (not protocol={protocol.name})")
     if colocated and scenario.get("find_max_qps"):
