@@ -2,6 +2,7 @@
 
 `http://user:secret@host` is split into the bare URI, which embench keeps and shows, and
 MLflow's own basic-auth variables (MLFLOW_TRACKING_USERNAME / _PASSWORD), which it uses.
+A server that refuses them is said in one line that names the user, never the password.
 """
 
 import os
@@ -40,3 +41,16 @@ def strip_from_command_line(argv: list[str]) -> list[str]:
             arg = match["key"] + ",".join(move_to_environment(uri) for uri in match["value"].split(","))
         cleaned.append(arg)
     return cleaned
+
+
+def refusal(uri: str, status: int, user: str | None, experiment: str, what: str) -> str:
+    """One line for a server that refused the user (HTTP 401) or its right to `what` in the experiment (403)."""
+    variables = "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+    if status == 403:
+        return (f"MLflow at {uri} does not let user {user!r} {what} in experiment {experiment!r} (HTTP 403): ask "
+                f"the server's admin for EDIT on it (MANAGE to delete runs), or name an experiment of your own "
+                f"(tracking.experiment=...)")
+    if not user:
+        return f"MLflow at {uri} asks for a user and password (HTTP 401) and none was given: set {variables}"
+    return (f"MLflow at {uri} refused user {user!r} (HTTP 401: wrong user or password): "
+            f"set {variables} to a user of that server and its password")

@@ -1,5 +1,6 @@
-"""Facts about this host: CPU, cores, memory, library versions, embench's commit."""
+"""Facts about this host: CPU, cores, memory, library versions, embench's commit and code."""
 
+import hashlib
 import os
 import platform as pyplatform
 import subprocess
@@ -10,8 +11,10 @@ from pathlib import Path
 import psutil
 
 import embench
+from embench.names import EMBENCH_CODE_TAG, VERSION_TAG
 
-_VERSIONED = ("torch", "torchvision", "timm", "pretrainedmodels", "openvino", "mlflow", "hydra-core")
+# on every run; each backend tags its own runtime's version (embench.names.RUNTIME_VERSION_TAGS)
+_VERSIONED = ("torch", "torchvision", "timm", "pretrainedmodels", "mlflow", "hydra-core")
 
 
 @cache
@@ -48,11 +51,21 @@ def _git_commit() -> str:
         return "unknown"
 
 
+@cache
+def code_identity() -> str:
+    """A short hash of embench's own source files: equal where the code that measures is the same."""
+    code = hashlib.sha1()
+    for path in sorted(Path(embench.__file__).parent.rglob("*.py")):
+        code.update(path.read_bytes())
+    return code.hexdigest()[:10]
+
+
 def _versions() -> dict[str, str]:
-    versions = {"version.python": pyplatform.python_version()}
+    versions = {VERSION_TAG + "python": pyplatform.python_version(), VERSION_TAG + "embench": embench.__version__,
+                EMBENCH_CODE_TAG: code_identity()}
     for name in _VERSIONED:
         try:
-            versions[f"version.{name}"] = metadata.version(name)
+            versions[VERSION_TAG + name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
     return versions
@@ -71,7 +84,6 @@ def host_tags() -> dict[str, str]:
         "host.cpu_freq_mhz": f"{freq.current:.0f}" if freq else "unknown",
         "host.load_avg_1m": f"{os.getloadavg()[0]:.2f}",
         "host.memory_gb": f"{psutil.virtual_memory().total / 2**30:.1f}",
-        "embench.version": embench.__version__,
         "embench.git_commit": _git_commit(),
     }
     tags.update(_versions())

@@ -95,3 +95,20 @@ SCENARIO_PARAM = "scenario.name"
 TARGET_QPS_PARAM = "scenario.target_qps"
 FIND_MAX_QPS_PARAM = "scenario.find_max_qps"
 RUNTIME_PRECISION_PARAM = "backend.runtime.precision"  # the precision asked for (PRECISION_TAG: the one that ran)
+
+# Thermal and clock state (embench.thermal): metrics <name>_before and <name>_after, around the timed window
+CPU_FREQ_MHZ = "cpu_freq_mhz"  # the fastest CPU's clock (cpufreq)
+GPU_FREQ_MHZ = "gpu_freq_mhz"  # a Jetson GPU's clock (devfreq)
+TEMP_C = "temp_c"  # the hottest thermal zone at the window's end (TEMP_ZONE_TAG names it)
+GPU_TEMP_C = "gpu_temp_c"  # the hottest thermal zone whose type names a GPU
+COOLDOWN_S = "cooldown_s"  # the wait for protocol.cooldown_below_c before the run's first call
+TEMP_ZONE_TAG = "temp_zone"
+THROTTLED_TAG = "throttled"  # "true"/"false"; absent where neither a clock nor a trip point is readable
+THROTTLED_REASON_TAG = "throttled_reason"
+
+# Versions of what measured a run (embench.host, the backends, embench.point.record): tag version.<package>. The
+# runtimes' may differ from node to node of a farm: the sweep's summary and the report name those that differ
+VERSION_TAG = "version."  # + a package: version.python, version.torch, version.onnxruntime, ...
+RUNTIME_VERSION_TAGS = tuple(VERSION_TAG + runtime for runtime in (
+    "torch", "openvino", "nncf", "onnxruntime", "executorch", "tensorrt", "cuda", "nvidia_driver"))
+EMBENCH_CODE_TAG = VERSION_TAG + "embench_code"  # a hash of embench's own source files (embench.host.code_identity)

@@ -26,13 +26,23 @@ class Interrupted(KeyboardInterrupt):
 
 _deferring = 0
 _pending: list[int] = []
+_received: list[int] = []
 
 
 def _handler(signum, frame) -> None:
+    _received.append(signum)
     if _deferring and not _pending:  # a second signal while deferring stops at once
         _pending.append(signum)
         return
     raise Interrupted(signum)
+
+
+def as_interrupted(stop: KeyboardInterrupt) -> Interrupted:
+    """The Interrupted behind a KeyboardInterrupt: a library that checks for signals in its own loop (Ray's
+    ray.wait) raises a plain KeyboardInterrupt in place of the handler's exception."""
+    if isinstance(stop, Interrupted):
+        return stop
+    return Interrupted(_received[-1] if _received else signal.SIGINT)
 
 
 def install() -> None:

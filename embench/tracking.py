@@ -84,6 +84,12 @@ def _short(err: Exception) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def _refused(err: Exception) -> int | None:
+    """401 or 403 when the server refused the user or its rights; None for any other failure."""
+    status = getattr(err, "get_http_status_code", lambda: None)()
+    return status if status in (401, 403) else None
+
+
 def _sqlite_lock(uri: str):
     """A lock across processes for creating one sqlite store: MLflow's schema migration races."""
     from filelock import FileLock
@@ -93,11 +99,16 @@ def _sqlite_lock(uri: str):
     return FileLock(str(cache_dir("locks") / f"{hashlib.sha1(uri.encode()).hexdigest()[:16]}.lock"), timeout=120)
 
 
+class Refused(TrackingError):
+    """The server refused the user (401) or its rights on the experiment (403)."""
+
+
 class Tracker:
     """An MLflow client bound to one tracking URI and experiment; connects on first use.
 
     Once the store has failed, every later call fails at once (no sweep waits out a dead server
-    job after job); `down` says why.
+    job after job); `down` says why. A server that refuses the credentials when embench connects
+    (before anything is measured) is a ConfigError.
     """
 
     def __init__(self, uri: str, experiment: str, http_max_retries: int, http_timeout_s: int):
@@ -137,6 +148,8 @@ class Tracker:
         except (ConfigError, TrackingError):
             raise
         except Exception as err:  # MLflow raises many kinds: connection, SQL, REST, bad URI
+            if _refused(err):
+                raise ConfigError(self._refusal(err, "open the experiment")) from err
             if any(sign in str(err) for sign in _NOT_A_STORE):
                 raise ConfigError(f"tracking.uri={self.uri!r} is not a store MLflow can use: {_short(err)}") from err
             self.down = f"could not reach MLflow at {self.uri}: {_short(err)}"
@@ -168,8 +181,17 @@ class Tracker:
         except (TrackingError, ConfigError):
             raise
         except Exception as err:
+            if _refused(err):
+                self.down = self._refusal(err, what)
+                raise Refused(self.down) from err
             self.down = f"could not {what} at {self.uri}: {_short(err)}"
             raise TrackingError(self.down) from err
+
+    def _refusal(self, err: Exception, what: str) -> str:
+        from mlflow.utils.credentials import read_mlflow_creds  # the environment, else ~/.mlflow/credentials
+
+        return credentials.refusal(self.uri, _refused(err), read_mlflow_creds().username, self.experiment_name,
+                                   what)
 
     def search(self, filter_string: str = "") -> list:
         """Every run of the experiment matching `filter_string`, all pages."""

@@ -109,10 +109,12 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    """A real `mlflow server` on loopback over a sqlite store; stopped by its own process group."""
+    """A real `mlflow server` on loopback over a sqlite store; stopped by its own process group. `args` and `env`:
+    more of the server's options and environment (e.g. `--app-name basic-auth` and its MLFLOW_AUTH_CONFIG_PATH)."""
 
-    def __init__(self, root: Path, port: int | None = None):
+    def __init__(self, root: Path, port: int | None = None, args: tuple[str, ...] = (), env: dict[str, str] | None = None):
         self.root, self.port = root, port or free_port()
+        self.args, self.env = args, env
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
 
@@ -120,8 +122,10 @@ class MlflowServer:
         self.root.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}", "--artifacts-destination", str(self.root / "artifacts")],
-            cwd=self.root, stdout=(self.root / "server.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+             "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}", "--artifacts-destination", str(self.root / "artifacts"),
+             *self.args],
+            env=os.environ | (self.env or {}), cwd=self.root, stdout=(self.root / "server.log").open("ab"),
+            stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -135,6 +135,9 @@ NODE_CORPUS = [
     (["--platform", "cpu", "--head", "--port", "70000"], ["--port", "'70000' is not valid", "from 1 to 65535"]),
     (["--platform", "cpu", "--head", "--port", "0"], ["--port", "'0' is not valid", "from 1 to 65535"]),
     (["--platform", "cpu", "--head", "--num-cpus", "-1"], ["--num-cpus", "'-1' is not valid", "from 0"]),
+    (["--platform", "cpu", "--address", "192.0.2.99:6379", "--insecure"],
+     ["--address=192.0.2.99:6379 is not this host's loopback", "without a token runs on loopback only", "--insecure twice"]),
+    (["--platform", "cpu", "--address", "127.0.0.1:6379"], ["this node has no farm token", "RAY_AUTH_TOKEN_PATH"]),
 ]
 
 
@@ -216,7 +219,22 @@ def test_report_bad_input_is_refused_in_one_line(tmp_path, args, needles):
 
 @pytest.mark.parametrize("args, needles", NODE_CORPUS, ids=[" ".join(args) for args, _ in NODE_CORPUS])
 def test_node_bad_input_is_refused_in_one_line_before_ray_starts(tmp_path, args, needles):
-    proc = subprocess.run([sys.executable, "-m", "embench", "node", *args], cwd=tmp_path, env=cli_env(tmp_path),
+    env = cli_env(tmp_path, HOME=str(tmp_path))  # no ~/.ray/auth_token
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"):
+        env.pop(name, None)
+    proc = subprocess.run([sys.executable, "-m", "embench", "node", *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert_refused(proc, needles)
     assert "ray.scripts" not in proc.stdout  # Ray was never started
+
+
+def test_a_token_file_other_users_can_read_is_refused_in_one_line(tmp_path):
+    loose = tmp_path / "auth_token"
+    loose.write_text("0" * 64)
+    loose.chmod(0o644)
+    for args in (["--head"], ["--address", "127.0.0.1:6379"]):
+        proc = subprocess.run([sys.executable, "-m", "embench", "node", "--platform", "cpu", *args], cwd=tmp_path,
+                              env=cli_env(tmp_path, RAY_AUTH_TOKEN_PATH=str(loose)), capture_output=True, text=True,
+                              timeout=120)
+        assert_refused(proc, [f"token file {loose} can be read by other users (mode 644)", f"chmod 600 {loose}"])
+        assert loose.stat().st_mode & 0o777 == 0o644 and "ray.scripts" not in proc.stdout  # left as it was

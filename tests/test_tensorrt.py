@@ -54,7 +54,7 @@ class TestOnACudaGpu:
         assert result.returncode == 0, result.output
         [record] = results(tmp_path)
         tags, metrics = record["tags"], record["metrics"]
-        assert tags["backend.precision"] == "fp32" and tags["tensorrt.engine_cache"] == "miss" and tags["tensorrt.version"]
+        assert tags["backend.precision"] == "fp32" and tags["tensorrt.engine_cache"] == "miss" and tags["version.tensorrt"]
         assert metrics["output_max_rel_diff"] < 1e-2
         assert metrics["prepare_s"] > float(tags["tensorrt.build_s"]) > 0  # the engine build is part of prepare_s
         assert metrics["profile_pct_convolution"] > 50

@@ -14,7 +14,7 @@ LAYERS = (
     ("base", ("embench", "embench.errors", "embench.outcome", "embench.signals", "embench.credentials",
               "embench.cache", "embench.names", "embench.result", "embench.stats", "embench.artifacts",
               "embench.ui_link", "embench.progress", "embench.host", "embench.memory", "embench.gpu",
-              "embench.contention", "embench.measure", "embench.profiling")),
+              "embench.contention", "embench.measure", "embench.profiling", "embench.thermal")),
     ("config", ("embench.config",)),
     ("parts", ("embench.platform", "embench.models", "embench.energy", "embench.peak", "embench.tracking",
                "embench.backends", "embench.scenarios")),

@@ -16,6 +16,7 @@ import torch
 
 from embench.backends import TOLERANCE, check_calibration, check_flags, check_precision, kernel_precision_tags, require
 from embench.backends.conversion import cached, calibration_batches, conversion_failed, shape_name
+from embench.names import VERSION_TAG
 from embench.platform import Device
 from embench.profiling import OpTime, Profile, native_stderr_silenced
 
@@ -212,7 +213,7 @@ class ExecuTorch:
         delegation = json.loads(summary.read_text())
         kernels = Counter(delegation.pop("kernels"))
         tags = kernel_precision_tags(self.precision, kernels, "backend=executorch with XNNPACK") | {
-            "executorch.version": VERSION,
+            VERSION_TAG + "executorch": VERSION,
             "executorch.delegate": "xnnpack",
             "executorch.pte_cache": cache,
             "executorch.threads": str(portable._threadpool_get_thread_count()),

@@ -23,7 +23,7 @@ from embench.backends import (
 from embench.backends.conversion import cached, calibration_batches, conversion_failed
 from embench.backends.onnx_export import exported_onnx
 from embench.errors import ConfigError, EmbenchError
-from embench.names import PRECISION_TAG
+from embench.names import PRECISION_TAG, VERSION_TAG
 from embench.platform import Device
 from embench.profiling import OpTime, Profile
 
@@ -225,7 +225,7 @@ class OnnxRuntime:
             tags.update(self._ran_precision(options.optimized_model_filepath, providers[0]))
             options.optimized_model_filepath = ""
         tags.update({
-            "onnxruntime.version": ort.__version__,
+            VERSION_TAG + "onnxruntime": ort.__version__,
             "onnxruntime.providers": ",".join(prepared.session.get_providers()),
             "onnxruntime.graph_optimization": self.graph_optimization,
             "onnxruntime.threads": str(device.threads),

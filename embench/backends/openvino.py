@@ -21,7 +21,7 @@ from embench.backends import (
 )
 from embench.backends.conversion import cached, calibration_batches, conversion_failed, shape_name
 from embench.errors import ConfigError
-from embench.names import PRECISION_TAG
+from embench.names import PRECISION_TAG, VERSION_TAG
 from embench.platform import Device
 from embench.profiling import OpTime, Profile
 
@@ -169,10 +169,11 @@ class OpenVINO:
 
     def prepare(self, model: torch.nn.Module, example: torch.Tensor, device: Device, model_id: str) -> PreparedOpenVINO:
         converted, cache = _converted(model, example, model_id)
-        tags = {"openvino.ir_cache": cache}
+        tags = {"openvino.ir_cache": cache, VERSION_TAG + "openvino": ov.__version__.split("-")[0]}
         if self.precision == "int8":
             converted, tags["openvino.int8_cache"] = _quantized(converted, example, model_id, self.calibration_samples,
                                                                  self.calibration_seed)
+            tags[VERSION_TAG + "nncf"] = require("nncf", "int8").__version__  # it quantized
         config = {
             "PERFORMANCE_HINT": HINTS[self.hint],
             "INFERENCE_PRECISION_HINT": HINT_PRECISION[self.precision],

@@ -16,7 +16,7 @@ from embench.backends import TOLERANCE, check_calibration, check_option, check_p
 from embench.backends.conversion import cached, conversion_failed
 from embench.backends.onnx_export import exported_onnx
 from embench.errors import EmbenchError
-from embench.names import PRECISION_TAG
+from embench.names import PRECISION_TAG, VERSION_TAG
 from embench.platform import Device
 from embench.profiling import OpTime, Profile
 
@@ -204,11 +204,12 @@ class TensorRT:
         path, cache = exported_onnx(model, example, model_id)
         tags = {"tensorrt.onnx_cache": cache}
         if self.precision == "int8":
-            from embench.backends.onnxruntime import quantized_onnx
+            from embench.backends.onnxruntime import ort, quantized_onnx
 
             try:  # TensorRT takes signed INT8 with zero points of 0
                 path, tags["tensorrt.int8_cache"] = quantized_onnx(path, example, self.calibration_samples,
                                                                    self.calibration_seed, symmetric=True)
+                tags[VERSION_TAG + "onnxruntime"] = ort.__version__  # it quantized
             except EmbenchError:
                 raise
             except Exception as err:  # e.g. an operator the quantizer cannot handle
@@ -236,7 +237,7 @@ class TensorRT:
                                     action="load")
         tags.update({
             PRECISION_TAG: self.precision,
-            "tensorrt.version": trt.__version__,
+            VERSION_TAG + "tensorrt": trt.__version__,
             "tensorrt.engine_cache": cache,
             "tensorrt.build_s": f"{build_s:.3f}",  # the engine build (~0 on a cache hit), part of prepare_s
         })

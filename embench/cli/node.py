@@ -5,7 +5,10 @@
 
 Each platform is checked as a local run checks it (its device is here, or one line says what is
 missing), then the process becomes `ray start --block`, advertising `platform:<name>` with capacity
-1 per platform: one job per device at a time. Stop the node with Ctrl-C or SIGTERM to its PID.
+1 per platform and one `embench:host` unit that every job takes: one job on this host at a time,
+whatever platforms it serves, unless they are declared `--independent`. The farm uses Ray's token
+authentication (embench.farms.auth): `--head` creates the token, a joining node needs a copy of it.
+Stop the node with Ctrl-C or SIGTERM to its PID.
 """
 
 import argparse
@@ -15,7 +18,8 @@ import sys
 
 from embench import outcome
 from embench.errors import ConfigError, EmbenchError
-from embench.farms.ray import resource
+from embench.farms import auth
+from embench.farms.ray import HOST_RESOURCE, resource
 
 DEFAULT_PORT = 6379
 
@@ -48,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"the head's port (with --head; default {DEFAULT_PORT})")
     parser.add_argument("--config-dir", help="a folder of your own config groups (as embench's --config-dir)")
     parser.add_argument("--num-cpus", type=_number(0), help="CPUs Ray may use here (default: all)")
+    parser.add_argument("--independent", action="store_true",
+                        help="the platforms share nothing (e.g. two GPUs, each with its own cores): their jobs run "
+                             "at the same time (default: one job on this host at a time)")
+    parser.add_argument("--insecure", action="count", default=0,
+                        help="no token: anyone who reaches the farm's ports runs code on it; on loopback only "
+                             "(127.0.0.1), unless given twice")
     return parser
 
 
@@ -72,13 +82,37 @@ def _check_platform(name: str, config_dir: str | None) -> None:
 
 
 def ray_start_command(args, extra: list[str]) -> list[str]:
-    resources = json.dumps({resource(name): 1 for name in args.platforms})
+    resources = {resource(name): 1 for name in args.platforms}
+    resources[HOST_RESOURCE] = len(args.platforms) if args.independent else 1
     command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--disable-usage-stats",
-               f"--resources={resources}"]
+               f"--resources={json.dumps(resources)}"]
     command += ["--head", f"--port={args.port}"] if args.head else [f"--address={args.address}"]
+    if args.insecure == 1:
+        command.append("--node-ip-address=127.0.0.1")
     if args.num_cpus is not None:
         command.append(f"--num-cpus={args.num_cpus}")
     return command + extra
+
+
+def _secure(args) -> list[str]:
+    """RAY_AUTH_MODE for the node; the lines that say how others join. Raises ConfigError."""
+    head = f"{'127.0.0.1' if args.insecure == 1 else auth.outward_address()}:{args.port}" if args.head else args.address
+    if args.insecure == 1 and not args.head and not auth.is_loopback(args.address.rpartition(":")[0]):
+        raise ConfigError(f"--address={args.address} is not this host's loopback: a farm without a token runs "
+                          "on loopback only; give the head's token to this node instead (or --insecure twice)")
+    source, created = auth.create_token() if args.head and not args.insecure else (auth.token_here(), False)
+    auth.use_token(bool(args.insecure), "this node")
+    if args.insecure:
+        where = "on loopback only" if args.insecure == 1 else "ANYONE who reaches its ports runs code on its nodes"
+        return [f"warning: this farm has no token ({where})",
+                f"a node joins with `embench node --platform PLATFORM --address {head} --insecure`; the "
+                "workstation sets farm.insecure=true"]
+    if source != auth.TOKEN:
+        source = f"{source} ({'created' if created else 'reused'}; readable by you only)"
+    return [f"farm token: {source}",
+            f"a node joins with a copy of it at {auth.token_file()} (chmod 600) and "
+            f"`embench node --platform PLATFORM --address {head}`",
+            f"the workstation needs the same copy and farm=ray farm.address={head}"]
 
 
 def main(argv: list[str]) -> None:
@@ -90,10 +124,13 @@ def main(argv: list[str]) -> None:
     try:
         for name in args.platforms:
             _check_platform(name, args.config_dir)
+        lines = _secure(args)
     except EmbenchError as err:
         outcome.say_error(f"embench node: {err}")
         sys.exit(err.exit_code)
     command = ray_start_command(args, extra)
-    print(f"embench node: serving {', '.join(f'platform={name}' for name in args.platforms)}: {' '.join(command[1:])}",
-          flush=True)
+    at_once = "their jobs at the same time" if args.independent else "one job on this host at a time"
+    for line in [f"serving {', '.join(f'platform={name}' for name in args.platforms)}, {at_once}", *lines,
+                 " ".join(command[1:])]:
+        print(f"embench node: {line}", flush=True)
     os.execv(command[0], command)  # this PID becomes the node: stopping it stops Ray's processes here

@@ -138,7 +138,7 @@ def main() -> None:
     try:
         hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")(task)()
     except KeyboardInterrupt as err:
-        stop = err if isinstance(err, signals.Interrupted) else signals.Interrupted()
+        stop = signals.as_interrupted(err)
         outcome.say_error(f"{stop.describe()}: the run in progress is recorded as killed; finished runs are kept")
         from embench.scenarios.loadgen import cut_short
 

@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Log every run folder under PATH (a sweep's folder, a run's folder, or outputs/) that is "
                     "not yet in the MLflow store, as a child of its sweep's parent run (created if the store "
                     "never saw it). Running it again adds nothing.",
-        epilog="exit codes: 0 synced (or nothing to do); 2 no run folder under PATH; 3 MLflow unreachable.",
+        epilog="exit codes: 0 synced (or nothing to do); 2 no run folder under PATH, or the server refused the user or password; 3 MLflow unreachable.",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     parser.add_argument("--tracking-uri", help="store to log to (default: $MLFLOW_TRACKING_URI, else the URI the "

@@ -136,6 +136,8 @@ GROUPS: dict[str, dict[str, Setting]] = {
         "min_iterations": count(), "min_duration_s": seconds(),
         "max_iterations": count(), "max_duration_s": seconds(above=True),
         "cooloff_s": seconds(),
+        "cooldown_below_c": Range(0, above=True, null="no cool-down", note="°C of the hottest thermal zone"),
+        "cooldown_max_s": seconds(),
         "unstable_cv": Range(0, note="a coefficient of variation, e.g. 0.10"),
         "headline": Choice(("median", "min"), null=True),  # the latency statistic a run's line and the report lead with
         "profile_iterations": count(0, "0 disables the profile"),

@@ -29,13 +29,17 @@ from embench.names import (
     SERVICE_TIME_MEDIAN_MS,
     THREADS_OVERSUBSCRIBED_TAG,
     THREADS_TAG,
+    THROTTLED_REASON_TAG,
+    THROTTLED_TAG,
     THROUGHPUT_IPS,
     UNSTABLE_TAG,
+    VERSION_TAG,
 )
 from embench.peak import peak_gflops
 from embench.result import RunResult
 from embench.scenarios import drive, figures, search
 from embench.stats import summarize
+from embench.thermal import ThermalMeter
 
 log = logging.getLogger("embench")
 
@@ -55,8 +59,11 @@ def record_device(cfg: DictConfig, result: RunResult, device: platform.Device, s
     if device.kind == "cuda":
         from embench.gpu import gpu_tags
 
-        result.tags.update(gpu_tags(device.torch_device.index or 0))
-        result.tags["version.cuda"] = str(torch.version.cuda)
+        gpu = gpu_tags(device.torch_device.index or 0)
+        result.tags.update(gpu)
+        result.tags[VERSION_TAG + "cuda"] = str(torch.version.cuda)  # the CUDA torch was built with
+        if "gpu.driver" in gpu:
+            result.tags[VERSION_TAG + "nvidia_driver"] = gpu["gpu.driver"]
 
 
 def record_energy(result: RunResult, energy: EnergyMeter, inferences: int) -> None:
@@ -91,6 +98,14 @@ def record_contention(result: RunResult, contention: CpuContention) -> None:
             "latencies may be inflated, re-run on an idle machine",
             contention.other_cores,
         )
+
+
+def record_thermal(result: RunResult, heat: ThermalMeter) -> None:
+    result.metrics.update(heat.metrics)
+    result.tags.update(heat.tags)
+    if heat.tags.get(THROTTLED_TAG) == "true":
+        log.warning("the device throttled during the timed window (%s): the run is tagged throttled=true",
+                    heat.tags[THROTTLED_REASON_TAG])
 
 
 def record_phases(result: RunResult, timing: Timing) -> None:

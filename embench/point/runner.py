@@ -20,10 +20,12 @@ from embench.point.record import (
     record_efficiency,
     record_energy,
     record_load,
+    record_thermal,
     record_timing,
 )
 from embench.result import RunResult
 from embench.scenarios import drive
+from embench.thermal import DEFAULT_COOLDOWN_MAX_S, ThermalMeter, cool_down
 
 log = logging.getLogger("embench")
 
@@ -64,10 +66,13 @@ def run(cfg: DictConfig, result: RunResult) -> None:
             rule.warmup_duration_s, rule.min_iterations, rule.min_duration_s, rule.max_iterations, rule.max_duration_s,
         )
         specs = {} if substituted else (cfg.platform.get("specs") or {})
-        contention, energy = CpuContention(), EnergyMeter(device, specs.get("tdp_w"))
-        meters = (contention, energy)
+        contention, energy, heat = CpuContention(), EnergyMeter(device, specs.get("tdp_w")), ThermalMeter()
+        meters = (heat, contention, energy)  # heat first: its reads stay outside the other meters' window
         if rule.cooloff_s:  # the meters would count the idle pauses: no energy figure
-            meters, energy.source = (contention,), "none: the protocol pauses between iterations"
+            meters, energy.source = (heat, contention), "none: the protocol pauses between iterations"
+        if protocol.get("cooldown_below_c") is not None:  # before the cold call: the warm-up restores the steady state
+            result.metrics.update(cool_down(float(protocol.cooldown_below_c),
+                                            float(protocol.get("cooldown_max_s", DEFAULT_COOLDOWN_MAX_S))))
         scenario = cfg.scenario
         if scenarios.own_loop(scenario, protocol):
             timing = time_loop(prepared, device.sync, rule, meters=meters)  # its first call is the cold one
@@ -82,6 +87,7 @@ def run(cfg: DictConfig, result: RunResult) -> None:
                 contention.other_cores = loaded.other_cpu_cores
         inferences = batch * prepared.inferences_per_step
         record_contention(result, contention)
+        record_thermal(result, heat)
         record_energy(result, energy, inferences * len(timing.latencies_ns))
         result.metrics[PEAK_MEMORY_MB] = memory.peak_rss_mb()
         if device.kind == "cuda":

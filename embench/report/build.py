@@ -5,15 +5,21 @@ from pathlib import Path
 from embench import names
 from embench.report import figures, tables
 from embench.report.html import Table, render
-from embench.report.selection import Selection, time_statistic
+from embench.report.selection import Selection, time_statistic, version_note
 
 REPORT_FILE = "report.html"
 _POINT_COLUMNS = ["label", "model", "batch", "runs", "platform", "backend", "protocol", "scenario", "protocol_mode",
                   "protocol_headline", "device_name", "run_id"]
 
 
+def _with(note: str, versions: str) -> str:
+    """A table's note (a sentence without its full stop), then the runtime versions its points differ in."""
+    return f"{note}.{versions}" if versions else note
+
+
 def _tables(sel: Selection, fig3, fig4) -> dict[str, Table]:
     detail, summary = tables.speedups(sel)
+    compared = version_note(tables.sustained(sel))  # the points the speed-ups and best batches compare
     labels = sel.points["label"].nunique()
     speed_note = ("Inferences/s of the faster platform/backend ÷ the baseline's, at the same model and batch; "
                   "range and geometric mean per pair, at batch 1, over every batch both ran, and at each side's "
@@ -22,6 +28,7 @@ def _tables(sel: Selection, fig3, fig4) -> dict[str, Table]:
     if labels < 2:
         speed_note += (". Only one platform/backend is selected, so there is nothing to compare: sweep several, "
                        "e.g. `python -m embench -m experiment=embench2019 platform=cpu,cuda`")
+    speed_note = _with(speed_note, compared)
     coverage = fig4.data.reindex(columns=["label", "model", "batch", "protocol_mode", "protocol_headline",
                                           names.PROFILE_TOTAL_MS, names.PROFILE_WALL_MS, "time_per_call_ms",
                                           names.PROFILE_COVERAGE])
@@ -34,15 +41,17 @@ def _tables(sel: Selection, fig3, fig4) -> dict[str, Table]:
               "inference) next to the paper's Table 1, whose \"FLOPs (M)\" column counts MACs; ratios near 1 "
               "mean the same network; accuracy is the reference ImageNet accuracy", tables.table1(sel), level=2),
         Table("best_batch", "Best batch size per network and platform",
-              "The batch with the most inferences/s (the stars of Figure 2) and its gain over batch 1", tables.best_batch(sel)),
+              _with("The batch with the most inferences/s (the stars of Figure 2) and its gain over batch 1", compared),
+              tables.best_batch(sel)),
         Table("max_batch", "Largest batch that ran",
               "Per network and platform, every batch tried, the largest that ran and the smallest that failed "
               "(oom: out of memory)", tables.max_batch(sel)),
         Table("pareto_front", "Pareto-optimal networks (Figure 3)",
-              "Per platform/backend at batch 1: no other network is both faster and more accurate",
-              tables.pareto_members(fig3.data)),
+              _with("Per platform/backend at batch 1: no other network is both faster and more accurate",
+                    version_note(fig3.data)), tables.pareto_members(fig3.data)),
         Table("speedup_summary", "Speed-ups between platforms/backends", speed_note, summary, level=2),
-        Table("speedups", "Speed-ups per network and batch", "Every point behind the summary above", detail),
+        Table("speedups", "Speed-ups per network and batch", _with("Every point behind the summary above", compared),
+              detail),
         Table("profile_coverage", "How much of the end-to-end time the profile accounts for",
               "Summed op self-time per inference (profile_total_ms) against the time per call (time_per_call_ms: "
               f"{time_statistic(coverage)[1]}); coverage = their ratio; profile_wall_ms is the wall time of a "
@@ -73,7 +82,8 @@ def build(sel: Selection, out_dir: Path) -> Path:
     for table in made.values():
         table.save(out_dir)
     points = sel.points
-    points[[c for c in _POINT_COLUMNS if c in points] + sel.metrics].to_csv(out_dir / "points.csv", index=False)
+    columns = [c for c in _POINT_COLUMNS if c in points] + sel.metrics + sel.versions
+    points[columns].to_csv(out_dir / "points.csv", index=False)
     sel.runs.to_csv(out_dir / "runs.csv", index=False)
     blocks = [made["platforms"], made["table1_models"], fig1, fig2, made["best_batch"], made["max_batch"], fig3,
               made["pareto_front"], made["speedup_summary"], made["speedups"], fig4, made["profile_coverage"], fig5,

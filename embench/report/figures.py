@@ -17,7 +17,14 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import LogFormatter, LogLocator, NullFormatter, ScalarFormatter  # noqa: E402
 
 from embench import names  # noqa: E402
-from embench.report.selection import SUSTAINED, TIMED, Selection, in_scenarios, time_statistic  # noqa: E402
+from embench.report.selection import (  # noqa: E402
+    SUSTAINED,
+    TIMED,
+    Selection,
+    in_scenarios,
+    time_statistic,
+    version_note,
+)
 from embench.report.tables import pareto_front, profiled_points, sustained  # noqa: E402
 
 PANEL_W, PANEL_H, DPI = 4.6, 3.5, 100
@@ -163,7 +170,7 @@ def runtime_vs_flops(sel: Selection) -> Figure:
         ["label", "model", "batch", "protocol_mode", "protocol_headline", names.FLOPS, "gflops_per_call",
          "time_per_call_ms", names.LATENCY_MEDIAN_MS, names.LATENCY_MIN_MS, names.LATENCY_P90_MS, names.LATENCY_CV,
          names.BATCH_TIME_MS,
-         "unstable", "host_busy", "runs"])
+         "unstable", "host_busy", "runs", *sel.versions])
     axis, statistic = time_statistic(data)
     (models, styles), labels = _styled(sel, data["model"]), sorted(data["label"].unique())
     fig, axes = _panels(labels)
@@ -181,7 +188,7 @@ def runtime_vs_flops(sel: Selection) -> Figure:
                "the call computes, for every model and batch size (one line per model, batch growing to the "
                "right); log axes. Networks with similar FLOPs can differ widely in time, and batching amortises "
                "until the device is saturated. Red rings: runs tagged unstable (CV above protocol.unstable_cv) or "
-               "measured on a busy host." + _per_point(sel) + left_out(sel, TIMED, NO_CALL_TIME))
+               "measured on a busy host." + _per_point(sel) + left_out(sel, TIMED, NO_CALL_TIME) + version_note(data))
     return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch"]))
 
 
@@ -192,7 +199,7 @@ def throughput_vs_batch(sel: Selection) -> Figure:
     if pts.empty:
         return _placeholder(name, title, "no successful single-stream or offline run with a throughput")
     data = pts[["label", "model", "batch", names.THROUGHPUT_IPS, "time_per_call_ms", "unstable", "host_busy",
-                "runs"]].copy()
+                "runs", *sel.versions]].copy()
     best = data.groupby(["label", "model"])[names.THROUGHPUT_IPS].idxmax()
     data["best_batch"] = data.index.isin(best.values)
     (models, styles), labels = _styled(sel, data["model"]), sorted(data["label"].unique())
@@ -216,7 +223,7 @@ def throughput_vs_batch(sel: Selection) -> Figure:
                "mode; for offline runs, LoadGen's samples/s × batch) as the batch grows, one panel per "
                "platform/backend; the star marks each curve's best batch "
                "size (table below). Where a curve stops, the next batch failed or was not run (see the largest "
-               "batch table)." + _per_point(sel) + left_out(sel, SUSTAINED, NO_RATE))
+               "batch table)." + _per_point(sel) + left_out(sel, SUSTAINED, NO_RATE) + version_note(data))
     return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch"]))
 
 
@@ -236,7 +243,7 @@ def accuracy_vs_speed(sel: Selection) -> Figure:
     pts = pts.assign(params_m=pts[names.PARAMS] / 1e6, gmacs=pts[names.MACS] / 1e9)
     pts["pareto"] = pd.concat([pareto_front(g, names.THROUGHPUT_IPS, "top1_pct") for _, g in pts.groupby("label")])
     data = pts[["label", "model", names.THROUGHPUT_IPS, "time_per_call_ms", "top1_pct", "gmacs", "params_m", "pareto",
-                "unstable", "host_busy", "runs"]]
+                "unstable", "host_busy", "runs", *sel.versions]]
     labels = sorted(data["label"].unique())
     lo, hi = data["gmacs"].min(), data["gmacs"].max()
 
@@ -278,7 +285,7 @@ def accuracy_vs_speed(sel: Selection) -> Figure:
                "parameters. The dashed line joins the Pareto front "
                "(no other network is both faster and more accurate); its members are named in red and listed below "
                f"(with more than {NAME_ALL} networks in a panel only they are named; the CSV has every point)."
-               + _per_point(sel) + left_out(sel, SUSTAINED, NO_RATE))
+               + _per_point(sel) + left_out(sel, SUSTAINED, NO_RATE) + version_note(data))
     return Figure(name, title, caption, fig, data.sort_values(["label", names.THROUGHPUT_IPS], ascending=[True, False]))
 
 
@@ -317,7 +324,8 @@ def layer_time(sel: Selection) -> Figure:
                "at batch 1 where it was profiled, else the smallest profiled batch. Right of each bar: how much of "
                f"the end-to-end time per call ({time_statistic(data)[1]}) the summed op times account for (profile "
                "coverage); the rest is framework overhead between ops (profiler overhead can push it above 100%)."
-               + against_median(data, "profile coverage") + _per_point(sel) + left_out(sel, TIMED, NO_CALL_TIME))
+               + against_median(data, "profile coverage") + _per_point(sel) + left_out(sel, TIMED, NO_CALL_TIME)
+               + version_note(data))
     return Figure(name, title, caption, fig, data)
 
 
@@ -343,7 +351,7 @@ def achieved_gflops(sel: Selection) -> Figure:
     pts = pts.assign(achieved_gflops=_achieved(pts)).dropna(subset=["achieved_gflops"])
     if pts.empty:
         return _placeholder(name, title, "no successful run with achieved GFLOP/s")
-    data = pts[["label", "model", "batch", "protocol_mode", "achieved_gflops", "peak_gflops"]].copy()
+    data = pts[["label", "model", "batch", "protocol_mode", "achieved_gflops", "peak_gflops", *sel.versions]].copy()
     data["pct_of_peak"] = 100 * data["achieved_gflops"] / data["peak_gflops"]
     (models, styles), labels = _styled(sel, data["model"]), sorted(data["label"].unique())
     fig, axes = _panels(labels)
@@ -366,7 +374,7 @@ def achieved_gflops(sel: Selection) -> Figure:
                "FP32 GFLOP/s where the platform config or the run reports one (pct_of_peak in the CSV); a measured "
                "peak (a large matrix product) can sit below what fast convolution algorithms such as Winograd "
                "appear to achieve." + against_median(pts, "achieved_gflops") + _per_point(sel)
-               + left_out(sel, SUSTAINED, NO_RATE))
+               + left_out(sel, SUSTAINED, NO_RATE) + version_note(data))
     return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch"]))
 
 
@@ -379,7 +387,7 @@ def server_runs(sel: Selection) -> pd.DataFrame:
     data = server.reindex(columns=["load_label", "model", "batch", names.OFFERED_QPS, names.QUERY_LATENCY_P50_MS,
                                    names.QUERY_LATENCY_P90_MS, names.QUERY_LATENCY_P99_MS, names.LATENCY_BOUND_MS,
                                    names.LOADGEN_VALID, names.OVER_BOUND_SHARE, names.SAMPLES_PER_S, "run_id",
-                                   "parent_run_id"])
+                                   "parent_run_id", *sel.versions])
     data = data.rename(columns={"load_label": "label"}).dropna(subset=[names.OFFERED_QPS, names.QUERY_LATENCY_P99_MS])
     return data.assign(valid=data[names.LOADGEN_VALID].eq(1.0))
 
@@ -425,7 +433,7 @@ def latency_vs_load(sel: Selection) -> Figure | None:
                "settings that differ, besides the rate; one line per model (and batch). Filled markers: LoadGen "
                "VALID; hollow: INVALID (p99 over the dashed latency bound, or too few queries). Where a line turns "
                "up, queries queue: the last filled point before it is the highest rate the device serves within "
-               "the bound.")
+               "the bound." + version_note(data))
     return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch", names.OFFERED_QPS]))
 
 

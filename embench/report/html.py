@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from embench.report.figures import Figure
-from embench.report.selection import TIMED, Selection, in_scenarios
+from embench.report.selection import TIMED, Selection, differing_versions, in_scenarios
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #222; }
@@ -132,6 +132,10 @@ def _summary(sel: Selection) -> str:
     scenarios = _scenarios(sel.points)
     if scenarios:
         items.append(("Scenarios", scenarios))
+    versions = differing_versions(sel.points)
+    if versions:
+        items.append(("Runtime versions", f"differ between points: {versions}; each figure and table that compares "
+                                          "such points says so, and points.csv has every point's"))
     rows = "\n".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in items)
     return f"<dl class='summary'>\n{rows}\n</dl>"
 

@@ -8,6 +8,7 @@ import pandas as pd
 
 from embench import names
 from embench.profiling import CATEGORIES
+from embench.sweep.summary import RUNTIME_VERSION_TAGS, version_differences
 
 AGGREGATES = ("latest", "median")
 POINT = ["label", "model", "batch"]  # one measured point (label = platform/backend and the settings that differ)
@@ -28,6 +29,9 @@ SUSTAINED = ("single_stream", "offline")  # inferences/s the device kept up, not
 IMPLIED = {names.PROTOCOL_HEADLINE_PARAM: "median"}
 OLD_PRECISIONS = {"f32": "fp32", "f16": "fp16"}  # OpenVINO's own names, logged before one vocabulary
 OLD_KEYS = {"backend.runtime.dtype": names.RUNTIME_PRECISION_PARAM}  # torch's key before one vocabulary
+# runtime version tags as runs logged them before one scheme (gpu.driver: also logged now)
+OLD_VERSION_TAGS = {"version.onnxruntime": "onnxruntime.version", "version.executorch": "executorch.version",
+                    "version.tensorrt": "tensorrt.version", "version.nvidia_driver": "gpu.driver"}
 _MLFLOW_STATUS = {"FINISHED": "ok", "FAILED": "failed", "KILLED": "killed", "RUNNING": "running", "SCHEDULED": "running"}
 
 
@@ -77,7 +81,6 @@ _FIELDS = {
     "cpu_logical_cores": [_tag(names.CPU_LOGICAL_CORES_TAG)],
     "memory_gb": [_tag(names.MEMORY_GB_TAG)],
     "threads": [_tag(names.THREADS_TAG)],
-    "torch_version": [_tag(names.TORCH_VERSION_TAG)],
     "git_commit": [_tag(names.GIT_COMMIT_TAG)],
     "parent_run_id": [_tag(names.PARENT_RUN_TAG)],
     "run_name": [_tag(names.RUN_NAME_TAG)],
@@ -127,6 +130,11 @@ class Selection:
     skipped: dict[str, int]  # runs of the experiment that are not data, by reason
 
     @property
+    def versions(self) -> list[str]:
+        """The runtime version columns (tags version.<runtime>) that some selected run has."""
+        return [tag for tag in RUNTIME_VERSION_TAGS if tag in self.runs and self.runs[tag].notna().any()]
+
+    @property
     def categories(self) -> list[str]:
         present = [c[len(names.PROFILE_PCT):] for c in self.metrics if c.startswith(names.PROFILE_PCT)]
         return [c for c in CATEGORY_ORDER if c in present] + sorted(set(present) - set(CATEGORY_ORDER))
@@ -167,7 +175,9 @@ def tidy(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     metrics["time_per_call_ms"] = time_per_call(runs, metrics)
     colocated = raw.filter(regex="^" + re.escape(_tag(names.COLOCATED)))  # threads per network
     colocated = colocated.rename(columns=lambda c: c[len("tags."):])
-    runs = pd.concat([runs.drop(columns="tag_status"), metrics, colocated], axis=1).copy()  # one block per dtype
+    versions = pd.DataFrame({tag: _column(raw, [_tag(t) for t in (tag, OLD_VERSION_TAGS.get(tag)) if t])
+                             for tag in RUNTIME_VERSION_TAGS}, index=raw.index).dropna(axis=1, how="all")
+    runs = pd.concat([runs.drop(columns="tag_status"), metrics, colocated, versions], axis=1).copy()  # one block a dtype
     return runs, list(metrics.columns)
 
 
@@ -310,4 +320,30 @@ def aggregate(runs: pd.DataFrame, metrics: list[str], how: str) -> tuple[pd.Data
         points[metrics] = groups[metrics].median()
         points["unstable"] = groups["unstable"].any()
         points["host_busy"] = groups["host_busy"].any()
+        for tag in (tag for tag in RUNTIME_VERSION_TAGS if tag in ok):  # every version the folded runs ran
+            points[tag] = groups[tag].agg(lambda values: ", ".join(sorted(values.dropna().unique())) or pd.NA)
     return points.reset_index(), len(ok) - len(points)
+
+
+def differing_versions(data: pd.DataFrame) -> str:
+    """The runtime versions that differ between the points (rows with a label), each value with how many points
+    ran it and their labels, e.g. 'version.torch 2.5.1 (3 points: cpu/torch, ...), 2.1.0 (1 point: xavier/torch)';
+    empty when they agree."""
+    columns = [tag for tag in RUNTIME_VERSION_TAGS if tag in data]
+    if not columns or "label" not in data:  # no versions, or a placeholder's note
+        return ""
+    rows = data[["label", *columns]].iterrows()
+    differ = version_differences((row["label"], row.dropna().to_dict()) for _, row in rows)
+
+    def ran(value: str, labels: list[str]) -> str:
+        return f"{value} ({len(labels)} point{'s' if len(labels) > 1 else ''}: {', '.join(dict.fromkeys(labels))})"
+
+    return "; ".join(f"{tag} " + ", ".join(ran(value, labels) for value, labels in values.items())
+                     for tag, values in differ.items())
+
+
+def version_note(data: pd.DataFrame) -> str:
+    """For a caption or a table's note: the runtime versions that differ between the points drawn or compared
+    together; empty when they agree."""
+    differ = differing_versions(data)
+    return f" Runtime versions differ between these points: {differ}; the CSV has each point's." if differ else ""

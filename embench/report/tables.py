@@ -45,7 +45,7 @@ def profiled_points(sel: Selection) -> pd.DataFrame:
     pts = sel.points[in_scenarios(sel.points, TIMED)].dropna(subset=pct, how="all").sort_values("batch")
     pts = pts.groupby(["label", "model"]).head(1)
     columns = ["label", "model", "batch", "protocol_mode", "protocol_headline", *pct, names.PROFILE_TOTAL_MS,
-               names.PROFILE_WALL_MS, "time_per_call_ms", names.PROFILE_COVERAGE, "runs"]
+               names.PROFILE_WALL_MS, "time_per_call_ms", names.PROFILE_COVERAGE, "runs", *sel.versions]
     pts = pts.reindex(columns=columns)
     return pts.rename(columns={c: "pct_" + c[len("profile_pct_"):] for c in pct}).sort_values(["label", "model"])
 
@@ -78,11 +78,12 @@ def platforms(sel: Selection) -> pd.DataFrame:
     runs = sel.runs.sort_values("start_time")
     grouped = runs.groupby("label")
     table = grouped[["platform", "backend", "device_type", "device_name", "cpu_model", "cpu_physical_cores",
-                     "cpu_logical_cores", "threads", "memory_gb", "tdp_w", "peak_gflops", "torch_version",
-                     "host_name"]].last()
+                     "cpu_logical_cores", "threads", "memory_gb", "tdp_w", "peak_gflops", "host_name"]].last()
     table["runs"] = grouped.size()
     table["ok"] = grouped["status"].apply(lambda s: int(s.eq("ok").sum()))
     table["embench commits"] = grouped["git_commit"].apply(lambda s: ", ".join(sorted(s.dropna().str[:8].unique())))
+    for tag in sel.versions:  # every version a label's runs ran: a label served by several nodes may have two
+        table[tag] = grouped[tag].apply(lambda s: ", ".join(sorted(s.dropna().unique())) or None)
     return table.reset_index().dropna(axis=1, how="all")
 
 

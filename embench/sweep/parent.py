@@ -8,11 +8,11 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from embench import credentials, outcome, ui_link
-from embench.errors import TrackingError
+from embench.errors import ConfigError, TrackingError
 from embench.names import PARENT_RUN_TAG, SWEEP_DIR_TAG, SWEEP_UID_TAG
 from embench.result import RunResult
 from embench.sweep.summary import COLUMNS
-from embench.tracking import absolute_uri
+from embench.tracking import Refused, absolute_uri
 
 SWEEP_FILE = "sweep.json"
 
@@ -25,7 +25,8 @@ class ParentRun:
         self.run_id = None
 
     def start(self, folder: Path) -> None:
-        """Opens the parent run; a store that refuses it is said in one line, and the sweep goes on."""
+        """Opens the parent run; a store that fails is said in one line, and the sweep goes on; one that refuses
+        the user or its rights stops the sweep before anything is measured (ConfigError)."""
         if self.tracker is None or self.tracker.down:
             return
         try:
@@ -34,6 +35,8 @@ class ParentRun:
                 tags={SWEEP_DIR_TAG: str(folder.resolve()), SWEEP_UID_TAG: self.uid,
                       "embench.overrides": " ".join(self.config.hydra.overrides.task)},
             )
+        except Refused as err:
+            raise ConfigError(str(err)) from err
         except TrackingError as err:
             outcome.say_error(f"{err}; measuring anyway: results stay in {folder} "
                               f"(upload them later with `embench sync {folder}`)")

@@ -187,7 +187,7 @@ def run_sweep(config: DictConfig, hydra_context, job_overrides: list[list[str]],
                 returns.append(ret)
                 if measured.interrupted_by:
                     raise signals.Interrupted(measured.interrupted_by)
-        except signals.Interrupted:
+        except KeyboardInterrupt:  # a signal (signals.Interrupted), or one a library's own loop turned into this
             sweep.status = "KILLED"
             raise
         except BaseException:

@@ -1,7 +1,9 @@
-"""A sweep's summary: one row per job, printed as a table and written as CSV."""
+"""A sweep's summary: one row per job, printed as a table and written as CSV; the runtime versions that differ
+between jobs (a farm's nodes may run others) said under the table and written as columns."""
 
 import csv
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from embench import ui_link
@@ -14,6 +16,7 @@ from embench.names import (
     MODEL_PARAM,
     PLATFORM_PARAM,
     QUERY_LATENCY_P99_MS,
+    RUNTIME_VERSION_TAGS,
     SCENARIO_PARAM,
     THROUGHPUT_IPS,
 )
@@ -36,7 +39,41 @@ def summary_row(job: int, result: RunResult) -> dict:
         "inferences_per_s": metrics.get(THROUGHPUT_IPS),
         "status": ui_link.status_label(result.status, result.tags),  # with what makes an "ok" doubtful
         "error": result.error,
+        "versions": {tag: result.tags[tag] for tag in RUNTIME_VERSION_TAGS if tag in result.tags},
     }
+
+
+def version_differences(tagged: Iterable[tuple[object, Mapping[str, str]]]) -> dict[str, dict[str, list]]:
+    """Per runtime version tag with more than one value among the (key, tags) given: value -> the keys that carry it,
+    in the order given. Items without the tag (another backend's runs) are not compared."""
+    seen: dict[str, dict[str, list]] = {}
+    for key, tags in tagged:
+        for tag in RUNTIME_VERSION_TAGS:
+            if tags.get(tag):
+                seen.setdefault(tag, {}).setdefault(tags[tag], []).append(key)
+    return {tag: values for tag, values in seen.items() if len(values) > 1}
+
+
+def _spans(jobs: list[int]) -> str:
+    """1, 2, 3, 5 -> 'jobs 1-3, 5'."""
+    stretches: list[list[int]] = []  # consecutive job numbers
+    for job in sorted(jobs):
+        if stretches and job == stretches[-1][-1] + 1:
+            stretches[-1].append(job)
+        else:
+            stretches.append([job])
+    spans = ", ".join(str(s[0]) if len(s) == 1 else f"{s[0]}-{s[-1]}" for s in stretches)
+    return ("job " if len(jobs) == 1 else "jobs ") + spans
+
+
+def version_notes(rows: list[dict]) -> list[str]:
+    """One line per runtime version tag whose value differs between the jobs; none when all agree."""
+    differ = version_differences((row["job"], row["versions"]) for row in rows)
+    lines = []
+    for tag, values in differ.items():
+        lines.append(f"versions differ between points: {tag} "
+                     + ", ".join(f"{value} ({_spans(jobs)})" for value, jobs in values.items()))
+    return lines
 
 
 def print_table(rows: list[dict]) -> None:
@@ -50,12 +87,17 @@ def print_table(rows: list[dict]) -> None:
         cells = [f"{row[c]:.3f}" if isinstance(row[c], float) else ("-" if row[c] is None else str(row[c])) for c in COLUMNS]
         table.add_row(*cells)
     Console(file=sys.stdout, width=160).print(table)
+    for line in version_notes(rows):
+        print(line)
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    """The rows as CSV (nothing when there are none); raises OSError when the folder cannot take it."""
+    """The rows as CSV, with a column for each runtime version that differs between them (nothing when there are
+    no rows); raises OSError when the folder cannot take it."""
     if rows:
+        differ = list(version_differences((row["job"], row["versions"]) for row in rows))
         with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer = csv.DictWriter(handle, fieldnames=[key for key in rows[0] if key != "versions"] + differ)
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows({key: value for key, value in row.items() if key != "versions"}
+                             | {tag: row["versions"].get(tag) for tag in differ} for row in rows)
