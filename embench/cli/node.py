@@ -101,7 +101,7 @@ def _secure(args) -> list[str]:
         raise ConfigError(f"--address={args.address} is not this host's loopback: a farm without a token runs "
                           "on loopback only; give the head's token to this node instead (or --insecure twice)")
     source, created = auth.create_token() if args.head and not args.insecure else (auth.token_here(), False)
-    auth.use_token(bool(args.insecure), "this node")
+    auth.use_token(bool(args.insecure), "this node", "a farm started with --insecure is joined with --insecure")
     if args.insecure:
         where = "on loopback only" if args.insecure == 1 else "ANYONE who reaches its ports runs code on its nodes"
         return [f"warning: this farm has no token ({where})",
@@ -110,9 +110,9 @@ def _secure(args) -> list[str]:
     if source != auth.TOKEN:
         source = f"{source} ({'created' if created else 'reused'}; readable by you only)"
     return [f"farm token: {source}",
-            f"a node joins with a copy of it at {auth.token_file()} (chmod 600) and "
+            f"to join a node: copy the token to ~/.ray/auth_token there (readable by you only), then run "
             f"`embench node --platform PLATFORM --address {head}`",
-            f"the workstation needs the same copy and farm=ray farm.address={head}"]
+            f"the workstation: the same copy of the token, and farm=ray farm.address={head}"]
 
 
 def main(argv: list[str]) -> None:

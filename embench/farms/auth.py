@@ -56,14 +56,13 @@ def create_token() -> tuple[str, bool]:
     return str(path), True
 
 
-def no_token(where: str) -> ConfigError:
-    return ConfigError(f"{where} has no farm token: copy the head's token file ({token_file()} there, made by "
-                       f"`embench node --head`) to {token_file()} here, readable by you only (chmod 600), or set "
-                       f"{TOKEN_PATH}; a farm started with `embench node --insecure` is joined with "
-                       "farm.insecure=true")
+def _no_token(where: str, insecure_hint: str) -> ConfigError:
+    return ConfigError(f"{where} has no farm token: copy the head's token file (~/.ray/auth_token on the head, made "
+                       f"by `embench node --head`) to {token_file()} here, readable by you only (chmod 600), or point "
+                       f"{TOKEN_PATH} at it; {insecure_hint}")
 
 
-def use_token(insecure: bool, where: str) -> None:
+def use_token(insecure: bool, where: str, insecure_hint: str) -> None:
     """Sets RAY_AUTH_MODE for this process and the Ray processes it starts: token unless `insecure`.
 
     Raises ConfigError when a token is needed and this host has none."""
@@ -71,7 +70,7 @@ def use_token(insecure: bool, where: str) -> None:
         os.environ[MODE] = "disabled"
         return
     if not token_here():
-        raise no_token(where)
+        raise _no_token(where, insecure_hint)
     os.environ[MODE] = "token"
 
 

@@ -142,7 +142,8 @@ class RayFarm:
         self.refreshed = 0.0
 
     def _connect(self) -> None:
-        auth.use_token(self.insecure, "this workstation")  # before Ray is imported: it reads the mode once
+        auth.use_token(self.insecure, "this workstation",
+                       "a farm started with `embench node --insecure` is joined with farm.insecure=true")  # before Ray is imported: it reads the mode once
         import ray
 
         self.ray = ray
