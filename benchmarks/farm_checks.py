@@ -6,6 +6,7 @@ baseline commit, A B A B.
 Checks the baseline out (a git worktree), starts two 1-node Ray clusters on loopback, each an
 `embench node --head --platform cpu1` (this host's CPU, one thread): one from the baseline (no token;
 one check per platform, backend and model), one from this checkout (token on; every node checked).
+Both stay up for the whole benchmark; only one sweep runs at a time.
 Runs the same 8-job sweep (squeezenet1_1 and mobilenet_v2 at batch 1, 2, 4, 8; 3 s of timing each)
 on each in turn for --rounds rounds, then once more on this checkout's cluster with a second node.
 Prints each sweep's wall time, the time from its start to its first job's start on the node
@@ -34,28 +35,33 @@ SWEEP = ("model=squeezenet1_1,mobilenet_v2", "batch=1,2,4,8", "platform=cpu1", "
 CHECKED = re.compile(r"checked (\d+) node\(s\) in ([\d.]+) s")
 
 
-class BaselineFarm(Farm):
-    """A 1-node cluster of the baseline checkout's `embench node`, without a token, as it ran then."""
+class HeadOnlyFarm(Farm):
+    """A cluster whose head serves platform=cpu1, from `checkout`: the baseline's without a token, as it ran
+    then, or this checkout's with the farm's token."""
 
-    def __init__(self, root: Path, checkout: Path):
+    def __init__(self, root: Path, checkout: Path, token: bool):
         self.root, self.nodes, self.checkout = root, [], checkout
         self.temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+        self.token = Path(self.temp) / "auth_token"
+        self.env = {"RAY_AUTH_TOKEN_PATH": str(self.token)} if token else {"RAY_AUTH_MODE": "disabled"}
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.head = Node(root, "baseline_head", "--num-cpus", "1", "--platform", "cpu1", "--config-dir",
-                         str(checkout / "tests" / "data" / "farm_conf"), "--head", "--port", str(self.port), "--",
-                         "--include-dashboard=false", f"--temp-dir={self.temp}", pythonpath=self.pythonpath,
-                         RAY_AUTH_MODE="disabled")
+        self.head = Node(root, f"head_{'token' if token else 'baseline'}", "--num-cpus", "1", "--platform", "cpu1",
+                         "--config-dir", str(self.conf), "--head", "--port", str(self.port), "--",
+                         "--include-dashboard=false", f"--temp-dir={self.temp}", pythonpath=self.pythonpath, **self.env)
         self.nodes.append(self.head)
+
+    @property
+    def conf(self) -> Path:
+        return self.checkout / "tests" / "data" / "farm_conf"
 
     @property
     def pythonpath(self) -> str:
         return f"{self.checkout}:{self.checkout / 'tests' / 'plugins'}"
 
     def sweep(self, *args: str, **env) -> Cli:
-        return Cli(self.root, "--config-dir", str(self.checkout / "tests" / "data" / "farm_conf"), "-m", "farm=ray",
-                   f"farm.address={self.address}", *args, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled",
-                   PYTHONPATH=self.pythonpath)
+        return Cli(self.root, "--config-dir", str(self.conf), "-m", "farm=ray", f"farm.address={self.address}", *args,
+                   RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=self.pythonpath, **self.env)
 
 
 def timed(cli: Cli, root: Path) -> dict:
@@ -84,18 +90,19 @@ def main() -> None:
     figures = {"baseline": [], "now": []}
     farms = {}
     try:
-        farms["baseline"] = BaselineFarm(output, checkout)
-        farms["now"] = Farm(output)
+        farms["baseline"] = HeadOnlyFarm(output, checkout, token=False)
+        farms["now"] = HeadOnlyFarm(output, REPO, token=True)
         for round_number in range(args.rounds):
             for name, farm in farms.items():
                 farm.root = output / f"{name}_{round_number}"
                 farm.root.mkdir(parents=True)
-                sweep = farm.sweep(*SWEEP) if name == "baseline" else farm.sweep(*SWEEP, quick=False)
-                figures[name].append(timed(sweep, farm.root))
-        farms["now"].add("second", "--platform", "cpu1")
-        farms["now"].root = output / "now_two_nodes"
-        farms["now"].root.mkdir(parents=True)
-        two_nodes = timed(farms["now"].sweep(*SWEEP, quick=False), farms["now"].root)
+                figures[name].append(timed(farm.sweep(*SWEEP), farm.root))
+        now = farms["now"]
+        now.nodes.append(Node(output, "second", "--num-cpus", "1", "--platform", "cpu1", "--config-dir", str(now.conf),
+                              "--address", now.address, pythonpath=now.pythonpath, **now.env))
+        now.root = output / "now_two_nodes"
+        now.root.mkdir(parents=True)
+        two_nodes = timed(now.sweep(*SWEEP), now.root)
     finally:
         for farm in farms.values():
             farm.stop()
