@@ -142,12 +142,12 @@ class RayFarm:
         self.refreshed = 0.0
 
     def _connect(self) -> None:
+        _check_reachable(self.address)
         auth.use_token(self.insecure, "this workstation",
-                       "a farm started with `embench node --insecure` is joined with farm.insecure=true")  # before Ray is imported: it reads the mode once
-        import ray
+                       "a farm started with `embench node --insecure` is joined with farm.insecure=true")
+        import ray  # after use_token: Ray reads RAY_AUTH_MODE once, when imported
 
         self.ray = ray
-        _check_reachable(self.address)
         handlers = {signum: signal.getsignal(signum) for signum in signals.HANDLED}
         try:
             ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=True)
