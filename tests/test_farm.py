@@ -128,7 +128,7 @@ def _fresh(farm: Farm, tmp_path: Path) -> Farm:
     return farm
 
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.farm
 
 
 def test_a_farm_sweep_measures_each_platform_on_its_node_into_one_server(farm, tmp_path):
@@ -379,3 +379,27 @@ def test_a_signal_ends_a_farm_sweep_as_it_ends_a_local_one_and_cancels_its_jobs(
     while pair.measuring():  # cancelled on the node, not left measuring for nobody
         assert time.monotonic() < deadline, "the job still runs on the node"
         time.sleep(0.5)
+
+
+def test_a_farm_without_a_token_needs_insecure_on_both_sides_and_stays_on_loopback(tmp_path):
+    """`embench node --head --insecure`: no token made, the head advertises 127.0.0.1; a workstation joins it
+    only with farm.insecure=true."""
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    port = free_port()
+    head = Node(tmp_path, "insecure", "--num-cpus", "1", "--platform", "cpu", "--head", "--insecure", "--port", str(port),
+                "--", "--include-dashboard=false", f"--temp-dir={temp}", HOME=str(tmp_path))
+    try:
+        log = head.log.read_text()
+        assert "warning: this farm has no token (on loopback only)" in log and "--node-ip-address=127.0.0.1" in log, log
+        assert not (tmp_path / ".ray").exists()
+        base = ("-m", "model=squeezenet1_1", "protocol=quick", "protocol.profile_iterations=0", "farm=ray",
+                f"farm.address=127.0.0.1:{port}")
+        refused = Cli(tmp_path, *base, HOME=str(tmp_path), RAY_USAGE_STATS_ENABLED="0")
+        assert refused.finish(timeout=120) == 2, refused.output
+        assert "farm.insecure=true" in [line for line in refused.lines if line.startswith("embench: error:")][0]
+        joined = Cli(tmp_path, *base, "farm.insecure=true", HOME=str(tmp_path), RAY_USAGE_STATS_ENABLED="0")
+        assert joined.finish(timeout=300) == 0, joined.output
+        assert [r["status"] for r in results(tmp_path, JOB_RESULTS)] == ["ok"]
+    finally:
+        head.stop()
+        shutil.rmtree(temp, ignore_errors=True)
