@@ -60,15 +60,20 @@ def code_identity() -> str:
     return code.hexdigest()[:10]
 
 
-def _versions() -> dict[str, str]:
-    versions = {VERSION_TAG + "python": pyplatform.python_version(), VERSION_TAG + "embench": embench.__version__,
-                EMBENCH_CODE_TAG: code_identity()}
-    for name in _VERSIONED:
+def package_versions(packages) -> dict[str, str]:
+    """version.<package> -> its installed version, for those of `packages` installed here."""
+    versions = {}
+    for name in packages:
         try:
             versions[VERSION_TAG + name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
     return versions
+
+
+def _versions() -> dict[str, str]:
+    return {VERSION_TAG + "python": pyplatform.python_version(), VERSION_TAG + "embench": embench.__version__,
+            EMBENCH_CODE_TAG: code_identity(), **package_versions(_VERSIONED)}
 
 
 def host_tags() -> dict[str, str]:

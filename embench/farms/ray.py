@@ -22,7 +22,7 @@ from embench.config.schema import FLAG, Setting, seconds
 from embench.errors import ConfigError
 from embench.farms import auth
 from embench.farms.base import Job
-from embench.host import code_identity
+from embench.host import code_identity, package_versions
 from embench.names import RUNTIME_VERSION_TAGS, VERSION_TAG
 from embench.point.job import Measured, died, measure_yaml, new_result
 
@@ -46,13 +46,7 @@ def software() -> dict[str, str]:
 
 def runtime_versions() -> dict[str, str]:
     """The installed runtimes' versions, as their version.* tags: they may differ between nodes."""
-    versions = {}
-    for tag in RUNTIME_VERSION_TAGS:
-        try:
-            versions[tag] = metadata.version(tag[len(VERSION_TAG):])
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
+    return package_versions(tag[len(VERSION_TAG):] for tag in RUNTIME_VERSION_TAGS)
 
 
 class HostPort(Setting):
@@ -112,8 +106,8 @@ class _Node:
     verdicts: dict[str, str] = field(default_factory=dict)  # check key -> "" (passed) or why the node is refused
 
     def can_take(self, job: Job) -> bool:
-        return self.alive and self.busy < self.slots and self.verdicts.get(job.check_key) == "" \
-            and job.platform in self.platforms
+        """Whether it can take the job now: free, and its check passed."""
+        return self.busy < self.slots and job.check_key in self.verdicts and self.may_take(job)
 
     def may_take(self, job: Job) -> bool:
         """Whether it could take the job once free (its check passed or is under way)."""
