@@ -83,6 +83,10 @@ def check_point(cfg: DictConfig) -> Ready:
     from embench import models  # torch: not for steps 1 to 3, which refuse bad input in a fraction of a second
 
     models.check_factory(cfg.model)
+    if cfg.get("accuracy") is not None and cfg.accuracy.name != "none":
+        from embench.accuracy import evaluate
+
+        evaluate.check(cfg)
     device, substituted = check_device(cfg.platform)
     backend = _instantiate(cfg.backend.runtime, f"backend={cfg.backend.name}")
     if device.kind not in backend.DEVICE_KINDS:
@@ -108,7 +112,8 @@ def check_points_here(tasks: list[DictConfig]) -> None:
 
 def point_check_key(task: DictConfig) -> str:
     """What check_point depends on: two jobs with the same key pass or fail it together."""
-    return "".join(OmegaConf.to_yaml(task[part]) for part in ("platform", "backend")) + str(task.model.factory)
+    parts = ("platform", "backend", "accuracy")
+    return "".join(OmegaConf.to_yaml(task.get(part)) for part in parts) + str(task.model.factory) + str(task.model.get("pretrained"))
 
 
 def open_store(tracking: DictConfig, results_in: str):

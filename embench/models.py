@@ -92,6 +92,8 @@ def _ask_for_published_weights(factory: dict, source: str, name: str) -> None:
         factory["pretrained"] = True
     elif source == "pretrainedmodels":
         factory["pretrained"] = "imagenet"
+    elif source == "embench":  # weights that come with embench (embench.digits)
+        factory["pretrained"] = True
     elif source == "torchvision":
         arch = factory["_target_"].rsplit(".", 1)[-1]
         try:
@@ -103,8 +105,8 @@ def _ask_for_published_weights(factory: dict, source: str, name: str) -> None:
         factory.pop("init_weights", None)  # torchvision rejects init_weights=True with weights
     else:
         raise ConfigError(
-            f"model {name}: model.pretrained=true needs model.source torchvision, timm or pretrainedmodels, "
-            f"not {source}"
+            f"model {name}: model.pretrained=true needs model.source torchvision, timm, pretrainedmodels "
+            f"or embench, not {source}"
         )
 
 

@@ -112,3 +112,20 @@ VERSION_TAG = "version."  # + a package: version.python, version.torch, version.
 RUNTIME_VERSION_TAGS = tuple(VERSION_TAG + runtime for runtime in (
     "torch", "openvino", "nncf", "onnxruntime", "executorch", "tensorrt", "cuda", "nvidia_driver"))
 EMBENCH_CODE_TAG = VERSION_TAG + "embench_code"  # a hash of embench's own source files (embench.host.code_identity)
+
+# Accuracy on labelled images through the backend that was timed (embench.accuracy); in percent or percentage points
+ACCURACY_TOP1 = "accuracy_top1"  # % of the images whose top-1 class is their label
+ACCURACY_TOP5 = "accuracy_top5"
+ACCURACY_SAMPLES = "accuracy_samples"  # images evaluated
+ACCURACY_TOP1_CI95_LOW = "accuracy_top1_ci95_low"  # Wilson score interval, 95 %
+ACCURACY_TOP1_CI95_HIGH = "accuracy_top1_ci95_high"
+ACCURACY_REFERENCE_TOP1 = "accuracy_reference_top1"  # torch eager FP32 on the CPU, same model, same images
+ACCURACY_TOP1_DELTA = "accuracy_top1_delta"  # this run minus the reference, percentage points
+ACCURACY_TOP1_DELTA_CI95_LOW = "accuracy_top1_delta_ci95_low"  # paired: Bonett-Price adjusted Wald, 95 %
+ACCURACY_TOP1_DELTA_CI95_HIGH = "accuracy_top1_delta_ci95_high"
+ACCURACY_TOP1_DELTA_P = "accuracy_top1_delta_mcnemar_p"  # McNemar's exact test of no difference
+ACCURACY_TOP1_AGREEMENT = "accuracy_top1_agreement"  # % of the images whose top-1 class is the reference's
+ACCURACY_S = "accuracy_s"  # wall time of the accuracy pass (this run's images; the reference's apart)
+ACCURACY_DATASET_TAG = "accuracy.dataset"  # the image folder
+ACCURACY_DATASET_ID_TAG = "accuracy.dataset_id"  # a fingerprint of its file list, the limit, the order and the class map
+ACCURACY_CALIBRATION_TAG = "accuracy.calibration"  # INT8: which images calibrated the activation ranges

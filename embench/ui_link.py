@@ -13,6 +13,13 @@ import shlex
 from urllib.parse import quote, urlencode, urlsplit
 
 from embench.names import (
+    ACCURACY_SAMPLES,
+    ACCURACY_TOP1,
+    ACCURACY_TOP1_CI95_HIGH,
+    ACCURACY_TOP1_CI95_LOW,
+    ACCURACY_TOP1_DELTA,
+    ACCURACY_TOP1_DELTA_CI95_HIGH,
+    ACCURACY_TOP1_DELTA_CI95_LOW,
     BACKEND_PARAM,
     BATCH_PARAM,
     HOST_BUSY_TAG,
@@ -45,7 +52,7 @@ SETTINGS = (MODEL_PARAM, PLATFORM_PARAM, BACKEND_PARAM, RUNTIME_PRECISION_PARAM,
 FLAGS = ((UNSTABLE_TAG, "unstable"), (HOST_BUSY_TAG, "host busy"), (THREADS_OVERSUBSCRIBED_TAG, "oversubscribed"))
 # the headline figures, where the runs logged them
 FIGURES = (LATENCY_MEDIAN_MS, LATENCY_MIN_MS, LATENCY_P99_MS, QUERY_LATENCY_P99_MS, THROUGHPUT_IPS, PEAK_MEMORY_MB,
-           PEAK_DEVICE_MEMORY_MB)
+           PEAK_DEVICE_MEMORY_MB, ACCURACY_TOP1, ACCURACY_TOP1_DELTA)
 
 
 def column(kind: str, key: str) -> str:
@@ -146,7 +153,21 @@ def result_line(point: str, status: str, metrics: dict, headline: str, error: st
         figures.append(f"{metrics[THROUGHPUT_IPS]:.1f} inferences/s")
     figures += [f"{key.removesuffix('_mb').replace('_', ' ')} {metrics[key]:.0f} MB" for key in FIGURES
                 if key.endswith("_mb") and key in metrics]
-    return f"{point}: " + ", ".join(figures) + f"; {status}"
+    accuracy = accuracy_phrase(metrics)
+    return f"{point}: " + ", ".join(figures + ([accuracy] if accuracy else [])) + f"; {status}"
+
+
+def accuracy_phrase(metrics: dict) -> str | None:
+    """A run's measured accuracy with its sample and intervals, e.g. `top-1 97.87 % [96.62, 98.66] on 797 images,
+    -0.13 pp [-0.91, +0.63] against FP32`; None when it measured none."""
+    if ACCURACY_TOP1 not in metrics:
+        return None
+    phrase = (f"top-1 {metrics[ACCURACY_TOP1]:.2f} % [{metrics[ACCURACY_TOP1_CI95_LOW]:.2f}, "
+              f"{metrics[ACCURACY_TOP1_CI95_HIGH]:.2f}] on {metrics[ACCURACY_SAMPLES]:.0f} images")
+    if ACCURACY_TOP1_DELTA in metrics:
+        phrase += (f", {metrics[ACCURACY_TOP1_DELTA]:+.2f} pp [{metrics[ACCURACY_TOP1_DELTA_CI95_LOW]:+.2f}, "
+                   f"{metrics[ACCURACY_TOP1_DELTA_CI95_HIGH]:+.2f}] against FP32")
+    return phrase
 
 
 def sweep_description(name: str, link: str, command: str | None, table: str) -> str:

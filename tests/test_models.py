@@ -44,8 +44,8 @@ def reachable(host, port):
     return True
 
 
-def test_exactly_the_paper_models():
-    assert sorted(p.stem for p in MODEL_DIR.glob("*.yaml")) == sorted(PAPER_MODELS)
+def test_exactly_the_paper_models_and_embench_own_digits_network():
+    assert sorted(p.stem for p in MODEL_DIR.glob("*.yaml")) == sorted([*PAPER_MODELS, "digits"])
 
 
 @pytest.mark.parametrize("name", PAPER_MODELS)

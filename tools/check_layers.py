@@ -17,7 +17,7 @@ LAYERS = (
               "embench.contention", "embench.measure", "embench.profiling", "embench.thermal")),
     ("config", ("embench.config",)),
     ("parts", ("embench.platform", "embench.models", "embench.energy", "embench.peak", "embench.tracking",
-               "embench.backends", "embench.scenarios")),
+               "embench.backends", "embench.scenarios", "embench.digits", "embench.accuracy")),
     ("checks", ("embench.checks",)),
     ("point", ("embench.point",)),
     ("farms", ("embench.farms",)),

@@ -46,6 +46,8 @@ class Prepared(Protocol):
 
     # Optional: `replica() -> Callable | None`, a step another thread may run at the same time as this
     # one (its own request or binding on the same loaded model); scenario.workers > 1 needs it.
+    # Optional: `inputs`, the tensor or array every step reads, bound once; accuracy=imagefolder writes
+    # images into it in place and reads `output()`, so the images run through what was timed.
 
 
 @runtime_checkable

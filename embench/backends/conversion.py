@@ -3,6 +3,7 @@ INT8, and conversion failures named in one line."""
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -68,15 +69,38 @@ def shape_name(example: torch.Tensor) -> str:
     return "x".join(str(size) for size in example.shape)
 
 
-def calibration_batches(example: torch.Tensor, samples: int, seed: int) -> list[torch.Tensor]:
-    """`samples` seeded random images, in batches shaped like `example` (the last one wrapped round).
+@dataclass(frozen=True)
+class Calibration:
+    """The images that calibrate INT8 activation ranges: `samples` seeded random ones, or real ones.
 
-    The images do not depend on the batch size, and the check batch (seeded by `seed` of the run)
-    is not among them unless the two seeds are set equal.
+    Real `images` (preprocessed as the model's evaluated images are) come from a folder apart from the
+    evaluated one (accuracy.calibration_root); `source` names them in cache keys and tags. The images
+    do not depend on the batch size, and the check batch (seeded by the run's `seed`) is not among them
+    unless the two seeds are set equal.
     """
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.randn(samples, *example.shape[1:], generator=generator)
-    batch = example.shape[0]
-    count = -(-samples // batch)
-    indices = torch.arange(count * batch) % samples
-    return [images[indices[i * batch:(i + 1) * batch]] for i in range(count)]
+
+    samples: int
+    seed: int
+    images: torch.Tensor | None = None
+    source: str = ""  # for real images: a fingerprint of their files
+
+    @property
+    def key(self) -> str:
+        """Names the calibration in a cached model's file name."""
+        return f"c{self.samples}s{self.seed}" + (f"-{self.source}" if self.images is not None else "")
+
+    def describe(self) -> str:
+        if self.images is None:
+            return f"{self.samples} seeded random images (seed {self.seed})"
+        return f"{len(self.images)} real images ({self.source})"
+
+    def batches(self, example: torch.Tensor) -> list[torch.Tensor]:
+        """The images in batches shaped like `example`, the last one wrapped round."""
+        images = self.images
+        if images is None:
+            generator = torch.Generator().manual_seed(self.seed)
+            images = torch.randn(self.samples, *example.shape[1:], generator=generator)
+        batch, samples = example.shape[0], len(images)
+        count = -(-samples // batch)
+        indices = torch.arange(count * batch) % samples
+        return [images[indices[i * batch:(i + 1) * batch]] for i in range(count)]

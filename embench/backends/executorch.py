@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from embench.backends import TOLERANCE, check_calibration, check_flags, check_precision, kernel_precision_tags, require
-from embench.backends.conversion import cached, calibration_batches, conversion_failed, shape_name
+from embench.backends.conversion import Calibration, cached, conversion_failed, shape_name
 from embench.names import VERSION_TAG
 from embench.platform import Device
 from embench.profiling import OpTime, Profile, native_stderr_silenced
@@ -34,13 +34,13 @@ _XNN_PRECISION = {"xnn_datatype_fp32": "fp32", "xnn_datatype_fp16": "fp16", "xnn
                   "xnn_datatype_qpint8": "int8"}
 
 
-def _lowered(model: torch.nn.Module, example: torch.Tensor, int8: bool, samples: int, seed: int):
+def _lowered(model: torch.nn.Module, example: torch.Tensor, calibration: Calibration | None):
     """The model exported, INT8-quantized with the XNNPACK quantizer if asked, lowered to XNNPACK (an edge program)."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
     exported = torch.export.export(model, (example,))
-    if int8:
+    if calibration is not None:
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
             XNNPACKQuantizer,
             get_symmetric_quantization_config,
@@ -49,7 +49,7 @@ def _lowered(model: torch.nn.Module, example: torch.Tensor, int8: bool, samples:
 
         quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
         observed = prepare_pt2e(exported.module(), quantizer)
-        for batch in calibration_batches(example, samples, seed):
+        for batch in calibration.batches(example):
             observed(batch)
         exported = torch.export.export(convert_pt2e(observed), (example,))
     return to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
@@ -189,16 +189,17 @@ class ExecuTorch:
         check_precision(precision, PRECISIONS)
         check_calibration(calibration_samples, calibration_seed)
         check_flags(keep_program=keep_program)
-        self.precision, self.calibration_samples, self.calibration_seed = precision, calibration_samples, calibration_seed
+        self.precision = precision
+        self.calibration = Calibration(calibration_samples, calibration_seed)  # accuracy may give real images
         self.keep_program = keep_program
 
     def prepare(self, model: torch.nn.Module, example: torch.Tensor, device: Device, model_id: str) -> PreparedProgram:
         int8 = self.precision == "int8"
-        name = f"{model_id}-{shape_name(example)}" + (f"-int8-c{self.calibration_samples}s{self.calibration_seed}" if int8 else "")
+        name = f"{model_id}-{shape_name(example)}" + (f"-int8-{self.calibration.key}" if int8 else "")
 
         def lower(path: Path) -> None:
             try:
-                edge = _lowered(model, example, int8, self.calibration_samples, self.calibration_seed)
+                edge = _lowered(model, example, self.calibration if int8 else None)
                 delegation = _delegation(edge) | {"kernels": _xnnpack_kernels(edge)}
                 path.with_suffix(".pte").write_bytes(edge.to_executorch().buffer)
             except Exception as err:  # export, quantization or lowering: name the network and its operator

@@ -20,7 +20,7 @@ from embench.backends import (
     kernel_precision_tags,
     require,
 )
-from embench.backends.conversion import cached, calibration_batches, conversion_failed
+from embench.backends.conversion import Calibration, cached, conversion_failed
 from embench.backends.onnx_export import exported_onnx
 from embench.errors import ConfigError, EmbenchError
 from embench.names import PRECISION_TAG, VERSION_TAG
@@ -50,14 +50,14 @@ PROVIDERS = {
 }
 
 
-def quantized_onnx(fp32: Path, example: torch.Tensor, samples: int, seed: int, symmetric: bool = False) -> tuple[Path, str]:
-    """ONNX Runtime's static INT8 quantization (QDQ, per-channel weights), calibrated on seeded random images.
+def quantized_onnx(fp32: Path, example: torch.Tensor, calibration: Calibration, symmetric: bool = False) -> tuple[Path, str]:
+    """ONNX Runtime's static INT8 quantization (QDQ, per-channel weights), calibrated on `calibration`'s images.
 
     Activations are UINT8 (what ORT's CPU kernels run fastest), or with `symmetric` signed INT8 with a
     zero point of 0 (what TensorRT takes).
     """
     quantization = require("onnxruntime.quantization", "onnxruntime")
-    batches = calibration_batches(example, samples, seed)
+    batches = calibration.batches(example)
     name = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()[0].name
 
     class Reader(quantization.CalibrationDataReader):
@@ -82,7 +82,7 @@ def quantized_onnx(fp32: Path, example: torch.Tensor, samples: int, seed: int, s
             prepared.unlink(missing_ok=True)
 
     kind = "int8trt" if symmetric else "int8"
-    return cached("onnx", ort.__version__, f"{fp32.stem}-{kind}-c{samples}s{seed}.onnx", quantize)
+    return cached("onnx", ort.__version__, f"{fp32.stem}-{kind}-{calibration.key}.onnx", quantize)
 
 
 @dataclass
@@ -185,7 +185,7 @@ class OnnxRuntime:
                      f"null (the platform's) or one of {', '.join(PROVIDERS)}")
         check_calibration(calibration_samples, calibration_seed)
         self.precision, self.graph_optimization, self.execution_provider = precision, graph_optimization, execution_provider
-        self.calibration_samples, self.calibration_seed = calibration_samples, calibration_seed
+        self.calibration = Calibration(calibration_samples, calibration_seed)  # accuracy may give real images
 
     def _providers(self, device: Device) -> list[str]:
         wanted = PROVIDERS[self.execution_provider or device.kind]
@@ -203,8 +203,7 @@ class OnnxRuntime:
         tags = {"onnxruntime.onnx_cache": cache}
         if self.precision == "int8":
             try:
-                path, tags["onnxruntime.int8_cache"] = quantized_onnx(path, example, self.calibration_samples,
-                                                                      self.calibration_seed)
+                path, tags["onnxruntime.int8_cache"] = quantized_onnx(path, example, self.calibration)
             except EmbenchError:
                 raise
             except Exception as err:  # e.g. an operator the quantizer cannot handle

@@ -19,7 +19,7 @@ from embench.backends import (
     require,
     tolerance,
 )
-from embench.backends.conversion import cached, calibration_batches, conversion_failed, shape_name
+from embench.backends.conversion import Calibration, cached, conversion_failed, shape_name
 from embench.errors import ConfigError
 from embench.names import PRECISION_TAG, VERSION_TAG
 from embench.platform import Device
@@ -49,19 +49,19 @@ def _converted(model: torch.nn.Module, example: torch.Tensor, model_id: str) -> 
     return converted, cache
 
 
-def _quantized(converted: ov.Model, example: torch.Tensor, model_id: str, samples: int, seed: int) -> tuple[ov.Model, str]:
-    """NNCF's post-training INT8 quantization of the static-shape model, calibrated on seeded random images."""
+def _quantized(converted: ov.Model, example: torch.Tensor, model_id: str, calibration: Calibration) -> tuple[ov.Model, str]:
+    """NNCF's post-training INT8 quantization of the static-shape model, calibrated on `calibration`'s images."""
     nncf = require("nncf", "int8")
 
     def quantize(path) -> None:
-        batches = calibration_batches(example, samples, seed)
+        batches = calibration.batches(example)
         try:
             quantized = nncf.quantize(converted, nncf.Dataset(batches, lambda batch: batch.numpy()), subset_size=len(batches))
         except Exception as err:  # e.g. an operation NNCF cannot quantize
             raise conversion_failed(model_id, "nncf", err) from None
         ov.save_model(quantized, path, compress_to_fp16=False)
 
-    name = f"{model_id}-{shape_name(example)}-int8-c{samples}s{seed}.xml"
+    name = f"{model_id}-{shape_name(example)}-int8-{calibration.key}.xml"
     xml, cache = cached("openvino", ov.__version__.split("-")[0], name, quantize, companions=(".bin",))
     return ov.Core().read_model(xml), cache
 
@@ -164,15 +164,14 @@ class OpenVINO:
         if precision == "int8":
             require("nncf", "int8")  # before anything is measured
         self.hint, self.precision, self.streams, self.requests = hint, precision, streams, requests
-        self.calibration_samples, self.calibration_seed = calibration_samples, calibration_seed
+        self.calibration = Calibration(calibration_samples, calibration_seed)  # accuracy may give real images
         self.cpu_pinning = cpu_pinning
 
     def prepare(self, model: torch.nn.Module, example: torch.Tensor, device: Device, model_id: str) -> PreparedOpenVINO:
         converted, cache = _converted(model, example, model_id)
         tags = {"openvino.ir_cache": cache, VERSION_TAG + "openvino": ov.__version__.split("-")[0]}
         if self.precision == "int8":
-            converted, tags["openvino.int8_cache"] = _quantized(converted, example, model_id, self.calibration_samples,
-                                                                 self.calibration_seed)
+            converted, tags["openvino.int8_cache"] = _quantized(converted, example, model_id, self.calibration)
             tags[VERSION_TAG + "nncf"] = require("nncf", "int8").__version__  # it quantized
         config = {
             "PERFORMANCE_HINT": HINTS[self.hint],

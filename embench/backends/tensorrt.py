@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from embench.backends import TOLERANCE, check_calibration, check_option, check_precision, is_count, require
-from embench.backends.conversion import cached, conversion_failed
+from embench.backends.conversion import Calibration, cached, conversion_failed
 from embench.backends.onnx_export import exported_onnx
 from embench.errors import EmbenchError
 from embench.names import PRECISION_TAG, VERSION_TAG
@@ -197,7 +197,7 @@ class TensorRT:
         if torch.cuda.is_available():
             _tensorrt()
         self.precision, self.workspace_gib = precision, workspace_gib
-        self.calibration_samples, self.calibration_seed = calibration_samples, calibration_seed
+        self.calibration = Calibration(calibration_samples, calibration_seed)  # accuracy may give real images
 
     def _onnx(self, model: torch.nn.Module, example: torch.Tensor, model_id: str) -> tuple[Path, dict[str, str]]:
         """The ONNX model to build (the INT8 one from the FP32 one), and its cache tags."""
@@ -207,8 +207,7 @@ class TensorRT:
             from embench.backends.onnxruntime import ort, quantized_onnx
 
             try:  # TensorRT takes signed INT8 with zero points of 0
-                path, tags["tensorrt.int8_cache"] = quantized_onnx(path, example, self.calibration_samples,
-                                                                   self.calibration_seed, symmetric=True)
+                path, tags["tensorrt.int8_cache"] = quantized_onnx(path, example, self.calibration, symmetric=True)
                 tags[VERSION_TAG + "onnxruntime"] = ort.__version__  # it quantized
             except EmbenchError:
                 raise

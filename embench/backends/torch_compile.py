@@ -49,4 +49,4 @@ class TorchCompile(TorchEager):
             compiled(inputs)
         device.sync()
         tags = self._tags(device) | {"backend.compile_mode": self.mode, "torch_compile.cache": _cache_state(before)}
-        return PreparedTorch(lambda: compiled(inputs), device, self.precision, tags)
+        return PreparedTorch(lambda: compiled(inputs), device, self.precision, tags, inputs=inputs)

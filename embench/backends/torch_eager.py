@@ -25,6 +25,7 @@ class PreparedTorch:
     inferences_per_step: int = 1
     files: dict[str, bytes] = field(default_factory=dict)
     concurrent: bool = False  # whether several threads may run the step at once
+    inputs: torch.Tensor | None = None  # the input the step reads (accuracy writes images into it)
 
     def __call__(self) -> object:
         return self.step()
@@ -98,5 +99,6 @@ class TorchEager:
         if self.cuda_graphs:
             if device.kind != "cuda":
                 raise ConfigError(f"backend.runtime.cuda_graphs=true needs a CUDA platform, not a {device.kind} one")
-            return PreparedTorch(_cuda_graph(model, inputs), device, self.precision, self._tags(device))
-        return PreparedTorch(lambda: model(inputs), device, self.precision, self._tags(device), concurrent=device.kind == "cpu")
+            return PreparedTorch(_cuda_graph(model, inputs), device, self.precision, self._tags(device), inputs=inputs)
+        return PreparedTorch(lambda: model(inputs), device, self.precision, self._tags(device), concurrent=device.kind == "cpu",
+                             inputs=inputs)

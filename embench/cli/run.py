@@ -125,6 +125,11 @@ def main() -> None:
 
         node(sys.argv[2:])
         return
+    if sys.argv[1:2] == ["data"]:
+        from embench.cli.data import main as data
+
+        data(sys.argv[2:])
+        return
     signals.install()
     logging.raiseExceptions = False  # a log line that cannot be written (a full disk) is dropped, not a traceback
     _register_sweeper()

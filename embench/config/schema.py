@@ -119,7 +119,7 @@ GROUPS: dict[str, dict[str, Setting]] = {
         "batch": Range(1, whole=True, note="inputs per call, e.g. batch=1, or -m batch=1,2,4"),
         "seed": Range(0, MAX_SEED, whole=True),
         "resume": FLAG, "tracking": ANY, "model": ANY, "platform": ANY, "backend": ANY, "protocol": ANY,
-        "scenario": ANY, "farm": ANY,
+        "scenario": ANY, "farm": ANY, "accuracy": ANY,
         "colocate": ANY,  # checked by validate._check_colocation
         "colocate_threads": ANY,
         "colocated_models": ANY,  # set by embench: the co-located networks' model configs, from the run's search path
@@ -153,11 +153,18 @@ GROUPS: dict[str, dict[str, Setting]] = {
         "memory_bandwidth_gbs": _spec("GB/s"),
     },
     "backend": {"name": TEXT, "runtime": ANY},
+    "accuracy": {
+        "name": Choice(("none", "imagefolder")),
+        "limit": Range(1, MAX_COUNT, whole=True, null="every image", note="images"),
+        "seed": Range(0, MAX_SEED, whole=True),
+        "root": ANY, "class_map": ANY, "calibration_root": ANY,  # paths: embench.accuracy.images checks them
+    },
 }
 # Keys embench reads in a model config (the rest are the user's); `model.factory.*` takes new keys.
 MODEL = {
     "name": TEXT, "year": ANY, "input_size": Range(1, whole=True, note="pixels per side, e.g. 224"),
     "source": ANY, "pretrained": FLAG, "factory": ANY, "accuracy": ANY, "paper": ANY,
+    "preprocess": ANY,  # resize, crop, mean, std for accuracy=imagefolder (embench.accuracy.preprocess)
 }
 # The numeric options of embench's own backends (conf/backend/), wherever the chosen one has them.
 BACKEND_RUNTIME = {

@@ -33,6 +33,7 @@ from embench.names import (
 from embench.point.job import Measured
 from embench.result import RunResult
 from embench.tracking import absolute_uri, tracker_for
+from embench.ui_link import accuracy_phrase
 
 log = logging.getLogger("embench")
 
@@ -140,4 +141,6 @@ def _report(result: RunResult, files: Path | None) -> None:
             figure += f"; highest valid QPS {m[SERVER_MAX_QPS]:.4g}"
     else:
         figure = f"{m[BATCH_TIME_MS]:.3f} ms per batch back to back"
-    log.info("%s: %s, %.1f inferences/s; files in %s", result.point(), figure, m[THROUGHPUT_IPS], files)
+    accuracy = accuracy_phrase(m)
+    figure += f", {m[THROUGHPUT_IPS]:.1f} inferences/s" + (f"; {accuracy}" if accuracy else "")
+    log.info("%s: %s; files in %s", result.point(), figure, files)

@@ -8,6 +8,7 @@ import torch
 from omegaconf import DictConfig
 
 from embench import checks, memory, models, platform, scenarios
+from embench.accuracy import evaluate
 from embench.contention import CpuContention
 from embench.energy import EnergyMeter
 from embench.measure import StopRule, time_loop
@@ -48,6 +49,11 @@ def run(cfg: DictConfig, result: RunResult) -> None:
     model = models.build_model(cfg.model)
     result.metrics.update(models.complexity(model, int(cfg.model.input_size)))
     example = example_input(batch, int(cfg.model.input_size), int(cfg.seed))
+    evaluation = None
+    if evaluate.wanted(cfg):  # the images, checked against the classes this network really outputs
+        evaluation = evaluate.Evaluation.of(cfg, evaluate.outputs_of(model, int(cfg.model.input_size)))
+        evaluation.calibrate(backend, cfg, result)
+        example = evaluation.example(batch)  # the output check then runs on images the calibration is meant for
     result.metrics["build_s"] = clock() - start
     with torch.inference_mode():
         log.info("preparing %s on %s (%s)", cfg.model.name, cfg.backend.name, device.name)
@@ -106,6 +112,9 @@ def run(cfg: DictConfig, result: RunResult) -> None:
             result.profile = prepared.profile(int(protocol.profile_iterations))
             result.metrics["profile_s"] = clock() - profile_start
             result.metrics.update(result.profile.metrics(step_ms / prepared.inferences_per_step))
+        if evaluation is not None:  # last: its time is in no timing figure
+            log.info("classifying %d labelled image(s) of %s", len(evaluation.images.paths), evaluation.images.root)
+            evaluation.measure(prepared, cfg, result, model_id(cfg), evaluate.is_reference(cfg, device.kind))
 
 
 def _reset_memory_peak(result: RunResult, device: platform.Device) -> None:

@@ -13,10 +13,11 @@ DESCRIPTION = """\
 Reads the runs of an MLflow experiment and writes, into --output, report.html (self-contained,
 figures embedded) plus every figure as PNG, SVG and CSV and every table as CSV: runtime against
 FLOPs (the paper's Figure 1), throughput against batch size (Figure 2), accuracy against
-inferences/s with the Pareto front (Figure 3), time per layer category (Figure 4), achieved GFLOP/s,
-Table 1 from the measurements, speed-ups between platforms/backends, best and largest batches,
-and every failed or unstable run; with server-scenario runs, p99 query latency against offered load
-(Figure 6), and with co-location runs, each network's latency alone and together. The folder is
+inferences/s with the Pareto front (Figure 3: measured top-1 where a run has it, else published),
+time per layer category (Figure 4), achieved GFLOP/s, Table 1 from the measurements, speed-ups
+between platforms/backends, best and largest batches, and every failed or unstable run; with
+server-scenario runs, p99 query latency against offered load (Figure 6), with co-location runs,
+each network's latency alone and together, and with accuracy runs, accuracy through each backend. The folder is
 then logged to MLflow: under report/ of the sweep's parent run when all selected runs come from
 one sweep, else of a new run `report <time>` tagged embench.report=true (later reports skip such
 runs)."""

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.figure import Figure as MplFigure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
@@ -22,10 +23,11 @@ from embench.report.selection import (  # noqa: E402
     TIMED,
     Selection,
     in_scenarios,
+    measured,
     time_statistic,
     version_note,
 )
-from embench.report.tables import pareto_front, profiled_points, sustained  # noqa: E402
+from embench.report.tables import TOP1_INTERVAL, pareto_front, profiled_points, sustained  # noqa: E402
 
 PANEL_W, PANEL_H, DPI = 4.6, 3.5, 100
 NAME_ALL = 12  # Figure 3 names every network up to this many per panel, else only the Pareto front
@@ -227,37 +229,99 @@ def throughput_vs_batch(sel: Selection) -> Figure:
     return Figure(name, title, caption, fig, data.sort_values(["label", "model", "batch"]))
 
 
-def _accuracy(points: pd.DataFrame) -> pd.Series:
-    return points["top1"].where(points["top1"].notna(), points["paper_top1"])
+MEASURED, PUBLISHED = "measured", "published"  # where a point's top-1 in Figure 3 comes from
+
+
+def top1(points: pd.DataFrame) -> pd.DataFrame:
+    """Each point's top-1 for Figure 3: measured where it has one, else the published one (model config, else the
+    paper's), with its source, images, 95 % interval and dataset; the published figure alongside."""
+    acc = points.reindex(columns=[names.ACCURACY_TOP1, names.ACCURACY_SAMPLES, names.ACCURACY_TOP1_CI95_LOW,
+                                  names.ACCURACY_TOP1_CI95_HIGH, "accuracy_dataset"])
+    published = points["top1"].fillna(points["paper_top1"])
+    is_measured = measured(points)
+    return pd.DataFrame({
+        "top1_pct": acc[names.ACCURACY_TOP1].where(is_measured, published),
+        "top1_source": pd.Series(MEASURED, index=points.index).where(is_measured, PUBLISHED),
+        "top1_samples": acc[names.ACCURACY_SAMPLES].round().astype("Int64"),
+        "top1_ci95_low": acc[names.ACCURACY_TOP1_CI95_LOW],
+        "top1_ci95_high": acc[names.ACCURACY_TOP1_CI95_HIGH],
+        "top1_dataset": acc["accuracy_dataset"],
+        "published_top1_pct": published,
+    }, index=points.index)
+
+
+def _images(samples: pd.Series) -> str:
+    if samples.isna().all():
+        return "images not counted"
+    low, high = int(samples.min()), int(samples.max())
+    return f"{low:,} images" if low == high else f"{low:,}–{high:,} images"
+
+
+def _accuracy_caption(sel: Selection, data: pd.DataFrame) -> str:
+    """Which points' top-1 was measured (on which images, with which interval) and which is published."""
+    mine = data[data["top1_source"].eq(MEASURED)]
+    published = int(data["top1_source"].eq(PUBLISHED).sum())
+    ignored = int(sel.runs["accuracy_ignored"].sum())
+    ignored = (f" {ignored} run(s) with random weights (model.pretrained=false) logged an accuracy, which the "
+               "report ignores: random weights have none to claim." if ignored else "")
+    if mine.empty:
+        return ("Top-1 accuracy: each network's published ImageNet figure (model config), not measured by embench "
+                "(which measures it only with model.pretrained=true and accuracy=imagefolder)." + ignored)
+    sets = "; ".join(f"{folder} ({_images(group['top1_samples'])}, {len(group)} point(s))" for folder, group in
+                     mine.assign(top1_dataset=mine["top1_dataset"].fillna("an unnamed folder")).groupby("top1_dataset"))
+    text = (f"Top-1 accuracy: filled markers ({len(mine)} point(s)) were measured through the very backend, "
+            f"precision and device that were timed, on the labelled images of {sets}; the vertical bar is the 95 % "
+            f"{TOP1_INTERVAL}.")
+    if published:
+        text += (f" Hollow markers ({published} point(s)) are the network's published ImageNet top-1 (model config), "
+                 "not measured by embench.")
+    mixed = [label for label, panel in data.groupby("label")
+             if panel["top1_source"].nunique() > 1 or panel["top1_dataset"].nunique() > 1]
+    if mixed:
+        text += (f" The panel(s) {', '.join(mixed)} mix accuracies on different images (measured and published, or "
+                 "several folders): their Pareto front compares them as they are.")
+    return text + ignored
 
 
 def accuracy_vs_speed(sel: Selection) -> Figure:
-    """Figure 3: top-1 against inferences/s at batch 1, Pareto front drawn; size FLOPs, colour params."""
+    """Figure 3: top-1 (measured where a point has it, else published) against inferences/s at batch 1, Pareto front
+    drawn; size FLOPs, colour params; measured points filled with their 95 % interval, published ones hollow."""
     name, title = "fig3_accuracy_vs_speed", "Figure 3: accuracy against inferences per second (batch 1)"
     pts = sustained(sel)
-    pts = pts[pts["batch"] == 1].assign(top1_pct=lambda d: _accuracy(d))
-    pts = pts.dropna(subset=[names.THROUGHPUT_IPS, "top1_pct", names.MACS, names.PARAMS])
+    pts = pts[pts["batch"] == 1]
+    pts = pd.concat([pts, top1(pts)], axis=1).dropna(subset=[names.THROUGHPUT_IPS, "top1_pct", names.MACS,
+                                                              names.PARAMS])
     pts = pts[pts[names.MACS] > 0]
     if pts.empty:
-        return _placeholder(name, title, "no successful run at batch 1 with a reference accuracy")
+        return _placeholder(name, title, "no successful run at batch 1 with a measured or published accuracy")
     pts = pts.assign(params_m=pts[names.PARAMS] / 1e6, gmacs=pts[names.MACS] / 1e9)
     pts["pareto"] = pd.concat([pareto_front(g, names.THROUGHPUT_IPS, "top1_pct") for _, g in pts.groupby("label")])
-    data = pts[["label", "model", names.THROUGHPUT_IPS, "time_per_call_ms", "top1_pct", "gmacs", "params_m", "pareto",
+    data = pts[["label", "model", names.THROUGHPUT_IPS, "time_per_call_ms", "top1_pct", "top1_source", "top1_samples",
+                "top1_ci95_low", "top1_ci95_high", "top1_dataset", "published_top1_pct", "gmacs", "params_m", "pareto",
                 "unstable", "host_busy", "runs", *sel.versions]]
     labels = sorted(data["label"].unique())
     lo, hi = data["gmacs"].min(), data["gmacs"].max()
+    any_measured = data["top1_source"].eq(MEASURED).any()  # else every point is published, drawn filled as ever
 
     def size(gmacs):  # marker area grows with log FLOPs: 20x apart is still readable
         span = np.log10(hi / lo) if hi > lo else 1.0
         return 25 + 300 * np.log10(np.asarray(gmacs) / lo) / span
 
     norm = LogNorm(vmin=data["params_m"].min() * 0.9, vmax=data["params_m"].max() * 1.1)
+    colours = ScalarMappable(norm=norm, cmap="viridis")
     fig, axes = _panels(labels, legend_w=1.6)
     for ax, label in zip(axes, labels):
         panel = data[data["label"] == label]
-        scatter = ax.scatter(panel[names.THROUGHPUT_IPS], panel["top1_pct"], s=size(panel["gmacs"]),
-                             c=panel["params_m"], cmap="viridis", norm=norm, edgecolors="black", linewidths=0.5,
-                             alpha=0.85, zorder=3)
+        filled = panel[panel["top1_source"].eq(MEASURED) | (not any_measured)]
+        hollow = panel.drop(filled.index)
+        bars = filled.dropna(subset=["top1_ci95_low", "top1_ci95_high"])
+        ax.errorbar(bars[names.THROUGHPUT_IPS], bars["top1_pct"], fmt="none", ecolor="black", elinewidth=0.8,
+                    capsize=2, zorder=2.5, yerr=[(bars["top1_pct"] - bars["top1_ci95_low"]).clip(lower=0),
+                                                 (bars["top1_ci95_high"] - bars["top1_pct"]).clip(lower=0)])
+        ax.scatter(filled[names.THROUGHPUT_IPS], filled["top1_pct"], s=size(filled["gmacs"]), c=filled["params_m"],
+                   cmap="viridis", norm=norm, edgecolors="black", linewidths=0.5, alpha=0.85, zorder=3)
+        ax.scatter(hollow[names.THROUGHPUT_IPS], hollow["top1_pct"], s=size(hollow["gmacs"]), facecolors="none",
+                   edgecolors=colours.to_rgba(hollow["params_m"]), linewidths=1.5, zorder=3)
         front = panel[panel["pareto"]].sort_values(names.THROUGHPUT_IPS)
         ax.plot(front[names.THROUGHPUT_IPS], front["top1_pct"], "--", color="crimson", lw=1.2, zorder=2)
         named = panel if len(panel) <= NAME_ALL else panel[panel["pareto"]]  # else only the front: legible
@@ -270,7 +334,7 @@ def accuracy_vs_speed(sel: Selection) -> Figure:
         ax.margins(x=0.15, y=0.12)
         ax.set_xlabel("inferences per second (batch 1)")
         ax.set_ylabel("top-1 accuracy (%)")
-    bar = fig.colorbar(scatter, ax=axes, label="parameters (M)", shrink=0.8)
+    bar = fig.colorbar(colours, ax=axes, label="parameters (M)", shrink=0.8)
     bar.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     bar.ax.yaxis.set_major_formatter(ScalarFormatter())
     bar.ax.yaxis.set_minor_formatter(NullFormatter())
@@ -278,13 +342,18 @@ def accuracy_vs_speed(sel: Selection) -> Figure:
     sizes = [Line2D([], [], ls="", marker="o", markersize=np.sqrt(size(v)), markerfacecolor="lightgrey",
                     markeredgecolor="black", label=f"{v:g} GMACs") for v in marks]
     front_handle = Line2D([], [], ls="--", color="crimson", label="Pareto front")
-    fig.legend(handles=sizes + [front_handle], loc="outside right lower", fontsize=8, frameon=False, labelspacing=1.3)
-    caption = ("Reference ImageNet top-1 accuracy (the published one: embench times networks with random weights) "
-               "against inferences per second at batch 1 (timed iterations ÷ wall time of the timed loop), one "
-               "panel per platform/backend. Marker size: FLOPs (multiply-accumulates, log scale); colour: "
-               "parameters. The dashed line joins the Pareto front "
-               "(no other network is both faster and more accurate); its members are named in red and listed below "
-               f"(with more than {NAME_ALL} networks in a panel only they are named; the CSV has every point)."
+    sources = [Line2D([], [], ls="", marker="o", markersize=7, markerfacecolor="grey", markeredgecolor="black",
+                      label="measured (bar: 95 %)"),
+               Line2D([], [], ls="", marker="o", markersize=7, markerfacecolor="none", markeredgecolor="grey",
+                      markeredgewidth=1.5, label="published")] if any_measured else []
+    fig.legend(handles=sizes + [front_handle] + sources, loc="outside right lower", fontsize=8, frameon=False,
+               labelspacing=1.3)
+    caption = (_accuracy_caption(sel, data) + " Top-1 is drawn against inferences per second at batch 1 (timed "
+               "iterations ÷ wall time of the timed loop), one panel per platform/backend. Marker size: FLOPs (multiply-accumulates, "
+               "log scale); colour: parameters. The dashed line joins each panel's Pareto front over the accuracies "
+               "drawn (no other network is both faster and more accurate); its members are named in red and listed "
+               f"below (with more than {NAME_ALL} networks in a panel only they are named; the CSV has every point, "
+               "with top1_source measured or published)."
                + _per_point(sel) + left_out(sel, SUSTAINED, NO_RATE) + version_note(data))
     return Figure(name, title, caption, fig, data.sort_values(["label", names.THROUGHPUT_IPS], ascending=[True, False]))
 

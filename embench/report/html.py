@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from embench.report.figures import Figure
-from embench.report.selection import TIMED, Selection, differing_versions, in_scenarios
+from embench.report.selection import TIMED, Selection, differing_versions, in_scenarios, measured
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #222; }
@@ -99,6 +99,16 @@ def _scenarios(points: pd.DataFrame) -> str:
     return "; ".join(parts) + "; every point is in points.csv"
 
 
+def _accuracy(sel: Selection) -> str:
+    """What accuracy means in this report: published, or measured for the points that measured it."""
+    n = int(measured(sel.points).sum())
+    if not n:
+        return "accuracy = the published ImageNet accuracy of each network (model config), not measured"
+    return (f"accuracy = top-1 measured through the backend that was timed, on labelled images, for the {n} of "
+            f"{len(sel.points)} points that measured it (Figure 3's filled markers, the accuracy table), else the "
+            "published ImageNet accuracy of the network (Figure 3's hollow markers, Table 1)")
+
+
 def _summary(sel: Selection) -> str:
     runs = sel.runs
     status = runs["status"].value_counts()
@@ -125,9 +135,8 @@ def _summary(sel: Selection) -> str:
                         "minimum; both are in points.csv), or for throughput-protocol runs, which time no single "
                         "call, the wall time per batch (single stream only); inferences/s = batch × timed "
                         "iterations ÷ the timed loop's wall time (offline: LoadGen's samples/s × batch); FLOPs = "
-                        "2 × multiply-accumulates, per inference; accuracy = the reference "
-                        "(published) ImageNet accuracy of each network; a label names every setting (run param) "
-                        "that differs between its runs and others of the same platform/backend"),
+                        "2 × multiply-accumulates, per inference; " + _accuracy(sel) + "; a label names every "
+                        "setting (run param) that differs between its runs and others of the same platform/backend"),
     ]
     scenarios = _scenarios(sel.points)
     if scenarios:
@@ -145,6 +154,7 @@ def render(sel: Selection, blocks: list[Figure | Table], out_dir: Path) -> str:
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     nav = " ".join(f"<a href='#{b.name}'>{html.escape(b.title.split(':')[0])}</a>" for b in blocks
                    if isinstance(b, Figure))
+    accuracy = "<a href='#accuracy'>Accuracy</a> " if any(b.name == "accuracy" for b in blocks) else ""
     parts = []
     for block in blocks:
         if isinstance(block, Figure):
@@ -160,7 +170,7 @@ def render(sel: Selection, blocks: list[Figure | Table], out_dir: Path) -> str:
 <p class='note'>Generated {generated} by <code>python -m embench.report</code>; the figures and tables of the
 EmBench paper (Almeida et al., EMDL '19) from this experiment's runs. Every figure and table is also in this
 folder as PNG, SVG and CSV.</p>
-<nav>{nav} <a href='#table1_models'>Table 1</a> <a href='#speedup_summary'>Speed-ups</a>
+<nav>{nav} <a href='#table1_models'>Table 1</a> {accuracy}<a href='#speedup_summary'>Speed-ups</a>
 <a href='#failed_unstable_runs'>Failed and unstable runs</a></nav>
 <h2 id='summary'>What this report is built from</h2>
 {_summary(sel)}

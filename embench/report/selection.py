@@ -62,6 +62,9 @@ _FIELDS = {
     "paper_params_m": ["params.model.paper.params_m"],
     "paper_top1": ["params.model.paper.top1"],
     "paper_top5": ["params.model.paper.top5"],
+    "pretrained": ["params.model.pretrained"],  # True: trained weights, the only ones whose accuracy is measured
+    "accuracy_dataset": [_tag(names.ACCURACY_DATASET_TAG)],  # the labelled image folder accuracy was measured on
+    "accuracy_dataset_id": [_tag(names.ACCURACY_DATASET_ID_TAG)],  # its images, limit, order and class map
     "profile_iterations": ["params.protocol.profile_iterations"],
     "platform_device": ["params.platform.device"],
     "tdp_w": ["params.platform.specs.tdp_w"],
@@ -91,6 +94,12 @@ EXPECTED_METRICS = (names.LATENCY_MEDIAN_MS, names.LATENCY_MIN_MS, names.LATENCY
                     names.LATENCY_CV, names.BATCH_TIME_MS, names.ENQUEUE_INTERVAL_CV, names.THROUGHPUT_IPS, names.FLOPS,
                     names.MACS, names.PARAMS, names.ACHIEVED_GFLOPS, names.HOST_OTHER_CPU_CORES, names.PROFILE_TOTAL_MS,
                     names.PROFILE_WALL_MS, names.PROFILE_COVERAGE)
+# top-1 measured through the backend that was timed (embench.accuracy), and what it was measured on
+ACCURACY_METRICS = (names.ACCURACY_TOP1, names.ACCURACY_TOP5, names.ACCURACY_SAMPLES, names.ACCURACY_TOP1_CI95_LOW,
+                    names.ACCURACY_TOP1_CI95_HIGH, names.ACCURACY_REFERENCE_TOP1, names.ACCURACY_TOP1_DELTA,
+                    names.ACCURACY_TOP1_DELTA_CI95_LOW, names.ACCURACY_TOP1_DELTA_CI95_HIGH,
+                    names.ACCURACY_TOP1_DELTA_P, names.ACCURACY_TOP1_AGREEMENT)
+ACCURACY_DATASET = ("accuracy_dataset", "accuracy_dataset_id")
 _NUMERIC = ("batch", "year", "input_size", "top1", "top5", "paper_macs_m", "paper_params_m", "paper_top1",
             "paper_top5", "profile_iterations", "tdp_w", "peak_gflops", "published_fp32_gflops")
 
@@ -173,12 +182,23 @@ def tidy(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     metrics = raw.reindex(columns=[f"metrics.{m}" for m in metric_names]).set_axis(metric_names, axis=1)
     metrics = metrics.drop(columns=[m for m in metric_names if m in runs])  # peak_gflops is read above
     metrics["time_per_call_ms"] = time_per_call(runs, metrics)
+    untrained = ~_flag(runs["pretrained"])  # random weights have no accuracy to claim, whatever a run logged
+    runs["accuracy_ignored"] = untrained & measured(metrics)
+    metrics.loc[untrained, [m for m in ACCURACY_METRICS if m in metrics]] = float("nan")
+    runs.loc[untrained, list(ACCURACY_DATASET)] = pd.NA
     colocated = raw.filter(regex="^" + re.escape(_tag(names.COLOCATED)))  # threads per network
     colocated = colocated.rename(columns=lambda c: c[len("tags."):])
     versions = pd.DataFrame({tag: _column(raw, [_tag(t) for t in (tag, OLD_VERSION_TAGS.get(tag)) if t])
                              for tag in RUNTIME_VERSION_TAGS}, index=raw.index).dropna(axis=1, how="all")
     runs = pd.concat([runs.drop(columns="tag_status"), metrics, colocated, versions], axis=1).copy()  # one block a dtype
     return runs, list(metrics.columns)
+
+
+def measured(frame: pd.DataFrame) -> pd.Series:
+    """True for the runs or points with a measured top-1 (never a random-weight run's: tidy drops those)."""
+    if names.ACCURACY_TOP1 not in frame:
+        return pd.Series(False, index=frame.index)
+    return frame[names.ACCURACY_TOP1].notna()
 
 
 def in_scenarios(runs: pd.DataFrame, scenarios: tuple[str, ...]) -> pd.Series:
@@ -322,6 +342,10 @@ def aggregate(runs: pd.DataFrame, metrics: list[str], how: str) -> tuple[pd.Data
         points["host_busy"] = groups["host_busy"].any()
         for tag in (tag for tag in RUNTIME_VERSION_TAGS if tag in ok):  # every version the folded runs ran
             points[tag] = groups[tag].agg(lambda values: ", ".join(sorted(values.dropna().unique())) or pd.NA)
+    # a point's accuracy is one run's, the latest that measured it: never a median over different image sets
+    accuracy = [c for c in (*ACCURACY_METRICS, *ACCURACY_DATASET) if c in ok]
+    latest = ok[measured(ok)].groupby(POINT).tail(1).set_index(POINT)
+    points[accuracy] = latest[accuracy].reindex(points.index)
     return points.reset_index(), len(ok) - len(points)
 
 

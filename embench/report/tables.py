@@ -7,7 +7,7 @@ import pandas as pd
 from scipy.stats import gmean
 
 from embench import names
-from embench.report.selection import SUSTAINED, TIMED, Selection, in_scenarios
+from embench.report.selection import SUSTAINED, TIMED, Selection, in_scenarios, measured
 
 ERROR_CHARS = 160
 # co-location table column <- colocated.NAME.<key> (the threads tag, then metrics)
@@ -181,6 +181,34 @@ def pareto_members(fig3_data: pd.DataFrame) -> pd.DataFrame:
     front = fig3_data[fig3_data["pareto"]].sort_values(["label", names.THROUGHPUT_IPS], ascending=[True, False])
     return (front.groupby("label")["model"].apply(lambda models: ", ".join(models))
             .rename("Pareto front (fastest first)").reset_index())
+
+
+# the 95 % intervals embench.accuracy logs: for a measured top-1, and for its paired difference from the reference
+TOP1_INTERVAL = "Wilson score interval"
+DELTA_INTERVAL = "paired Bonett-Price adjusted Wald interval"
+# accuracy table column <- run column (figures in percent and percentage points)
+ACCURACY = {"precision": "precision", "dataset": "accuracy_dataset", "dataset id": "accuracy_dataset_id",
+            "images": names.ACCURACY_SAMPLES, "top-1 (%)": names.ACCURACY_TOP1,
+            "top-1 95% low": names.ACCURACY_TOP1_CI95_LOW, "top-1 95% high": names.ACCURACY_TOP1_CI95_HIGH,
+            "top-5 (%)": names.ACCURACY_TOP5, "reference top-1 (%)": names.ACCURACY_REFERENCE_TOP1,
+            "Δ top-1 (pp)": names.ACCURACY_TOP1_DELTA, "Δ 95% low": names.ACCURACY_TOP1_DELTA_CI95_LOW,
+            "Δ 95% high": names.ACCURACY_TOP1_DELTA_CI95_HIGH, "McNemar p": names.ACCURACY_TOP1_DELTA_P,
+            "agreement (%)": names.ACCURACY_TOP1_AGREEMENT}
+
+
+def accuracy(sel: Selection) -> pd.DataFrame:
+    """Per label, network and image set, the measured top-1 and its difference from the FP32 reference: the run at
+    the smallest batch that measured it, the latest there. Empty when no run measured accuracy."""
+    runs = sel.runs[sel.runs["status"].eq("ok") & sel.runs["batch"].notna() & measured(sel.runs)]
+    if runs.empty:
+        return pd.DataFrame()
+    image_set = runs["accuracy_dataset_id"].fillna(runs["accuracy_dataset"]).fillna("")
+    chosen = (runs.assign(image_set=image_set).sort_values(["batch", "start_time"], ascending=[True, False])
+              .groupby(["label", "model", "image_set"]).head(1).sort_values(["model", "label", "image_set"]))
+    table = chosen.reindex(columns=["label", "model", "batch", *ACCURACY.values(), "run_id", *sel.versions])
+    table = table.set_axis(["label", "model", "batch", *ACCURACY, "run_id", *sel.versions], axis=1)
+    table["images"] = table["images"].round().astype("Int64")
+    return table.reset_index(drop=True)
 
 
 def colocation(sel: Selection) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from embench import credentials, outcome, ui_link
 from embench.errors import ConfigError, TrackingError
 from embench.names import PARENT_RUN_TAG, SWEEP_DIR_TAG, SWEEP_UID_TAG
 from embench.result import RunResult
-from embench.sweep.summary import COLUMNS
+from embench.sweep.summary import shown_columns
 from embench.tracking import Refused, absolute_uri
 
 SWEEP_FILE = "sweep.json"
@@ -84,7 +84,7 @@ class ParentRun:
         client.set_experiment_tag(experiment_id, ui_link.SHARE_TAG_PREFIX + key, json.dumps(state))
         base, command = ui_link.ui_base(self.tracker.uri)
         link = ui_link.runs_link(base, experiment_id, key)
-        table = ui_link.markdown_table(rows, list(COLUMNS))
+        table = ui_link.markdown_table(rows, shown_columns(rows))
         client.set_tag(self.run_id, ui_link.DESCRIPTION_TAG, ui_link.sweep_description(name, link, command, table))
         print(ui_link.how_to_open(link, command))
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from embench import ui_link
 from embench.names import (
+    ACCURACY_TOP1,
+    ACCURACY_TOP1_DELTA,
     BACKEND_PARAM,
     BATCH_PARAM,
     LATENCY_MEDIAN_MS,
@@ -25,7 +27,8 @@ from embench.result import RunResult
 SUMMARY_FILE = "sweep_summary.csv"
 COLUMNS = ("job", "model", "platform", "backend", "batch", "scenario", "median_ms", "min_ms", "p99_ms", "query_p99_ms",
            "inferences_per_s", "status")
-_NUMBERS = ("job", "batch", "median_ms", "min_ms", "p99_ms", "query_p99_ms", "inferences_per_s")
+ACCURACY_COLUMNS = ("top1_pct", "top1_delta_pp")  # shown when a job measured accuracy
+_NUMBERS = ("job", "batch", "median_ms", "min_ms", "p99_ms", "query_p99_ms", "inferences_per_s", *ACCURACY_COLUMNS)
 
 
 def summary_row(job: int, result: RunResult) -> dict:
@@ -37,6 +40,8 @@ def summary_row(job: int, result: RunResult) -> dict:
         "min_ms": metrics.get(LATENCY_MIN_MS), "p99_ms": metrics.get(LATENCY_P99_MS),
         "query_p99_ms": metrics.get(QUERY_LATENCY_P99_MS),  # LoadGen's: issue to completion, waiting included
         "inferences_per_s": metrics.get(THROUGHPUT_IPS),
+        "top1_pct": metrics.get(ACCURACY_TOP1),  # measured through this backend (accuracy=imagefolder)
+        "top1_delta_pp": metrics.get(ACCURACY_TOP1_DELTA),  # against torch eager FP32 on the same images
         "status": ui_link.status_label(result.status, result.tags),  # with what makes an "ok" doubtful
         "error": result.error,
         "versions": {tag: result.tags[tag] for tag in RUNTIME_VERSION_TAGS if tag in result.tags},
@@ -76,15 +81,23 @@ def version_notes(rows: list[dict]) -> list[str]:
     return lines
 
 
+def shown_columns(rows: list[dict]) -> list[str]:
+    """The table's columns: the accuracy ones before the status when a job measured accuracy."""
+    if not any(row.get(ACCURACY_COLUMNS[0]) is not None for row in rows):
+        return list(COLUMNS)
+    return [*COLUMNS[:-1], *ACCURACY_COLUMNS, COLUMNS[-1]]
+
+
 def print_table(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="embench sweep")
-    for column in COLUMNS:
+    columns = shown_columns(rows)
+    for column in columns:
         table.add_column(column, justify="right" if column in _NUMBERS else "left")
     for row in rows:
-        cells = [f"{row[c]:.3f}" if isinstance(row[c], float) else ("-" if row[c] is None else str(row[c])) for c in COLUMNS]
+        cells = [f"{row[c]:.3f}" if isinstance(row[c], float) else ("-" if row[c] is None else str(row[c])) for c in columns]
         table.add_row(*cells)
     Console(file=sys.stdout, width=160).print(table)
     for line in version_notes(rows):
@@ -96,8 +109,10 @@ def write_csv(rows: list[dict], path: Path) -> None:
     no rows); raises OSError when the folder cannot take it."""
     if rows:
         differ = list(version_differences((row["job"], row["versions"]) for row in rows))
+        shown = shown_columns(rows)
+        keys = [key for key in rows[0] if key != "versions" and (key in shown or key not in ACCURACY_COLUMNS)]
         with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=[key for key in rows[0] if key != "versions"] + differ)
+            writer = csv.DictWriter(handle, fieldnames=keys + differ)
             writer.writeheader()
-            writer.writerows({key: value for key, value in row.items() if key != "versions"}
+            writer.writerows({key: row[key] for key in keys}
                              | {tag: row["versions"].get(tag) for tag in differ} for row in rows)
