@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PLUGINS, cli_env, only_result, results
+from conftest import PLUGINS, cli_env, only_result, results, runs_of
+from mlflow import MlflowClient
 from PIL import Image
 
+from embench import names
 from embench.accuracy.intervals import mcnemar_exact_p, paired_difference, wilson
 
 COLOURS = {"red": 0, "green": 1, "blue": 2}  # RGB channel; classes are the folders in sorted order: blue, green, red
@@ -111,6 +113,7 @@ def test_a_network_that_reads_the_dominant_colour_scores_all_or_none(tmp_path, c
         assert (row["top1"] == row["label"]) is not permuted
 
 
+@pytest.mark.slow  # two runs, one through ONNX Runtime
 def test_limit_takes_the_same_seeded_images_on_every_backend(tmp_path, colours):
     conf = colour_conf(tmp_path / "conf")
     base = ["--config-dir", str(conf), "model=colour", "accuracy=imagefolder", f"accuracy.root={colours}",
@@ -186,6 +189,7 @@ def test_bad_accuracy_input_is_refused_in_one_line_before_anything_runs(tmp_path
     assert not list(tmp_path.glob("run*/outputs/**/result.json"))  # nothing measured
 
 
+@pytest.mark.slow  # two runs
 def test_a_class_map_in_imagenets_synset_format_sets_each_folders_class(tmp_path, colours):
     """Line i of the file names the folder of class i: here blue 0, green 1, red 2, as the network reads them."""
     (tmp_path / "synsets.txt").write_text("blue the colour of the sky\ngreen\nred\n")
@@ -201,3 +205,67 @@ def test_a_class_map_in_imagenets_synset_format_sets_each_folders_class(tmp_path
                    f"accuracy.class_map={tmp_path / 'reversed.json'}", "protocol=quick", "tracking.enabled=false")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert only_result(tmp_path)["metrics"]["accuracy_top1"] == pytest.approx(100 / 3)  # green alone keeps its class
+
+
+# --- the digits network through torch FP32 and INT8 backends, against an independent count --------------------
+
+def independent_digits_count(test_folder: Path) -> tuple[int, int]:
+    """Correct top-1 predictions of the committed digits network over the test PNGs, by a plain torch loop that
+    reads the images itself (grey / 255, normalised to -1..1, on three channels): (correct, images)."""
+    import torch
+
+    from embench.digits import digits_net
+
+    model = digits_net(pretrained=True).eval()
+    correct = total = 0
+    for path in sorted(test_folder.glob("*/*.png")):
+        grey = torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32)) / 255
+        image = ((grey - 0.5) / 0.5).expand(1, 3, 8, 8)
+        with torch.inference_mode():
+            correct += int(model(image).argmax(1).item() == int(path.parent.name))
+        total += 1
+    return correct, total
+
+
+@pytest.mark.slow  # three INT8 conversions and a sweep: about a minute
+def test_digits_accuracy_through_torch_fp32_and_two_int8_backends(tmp_path):
+    data = tmp_path / "digits"
+    assert embench(tmp_path, "data", "digits", str(data)).returncode == 0
+    correct, total = independent_digits_count(data / "test")
+    accuracy = ["model=digits", "accuracy=imagefolder", f"accuracy.root={data / 'test'}",
+                f"accuracy.calibration_root={data / 'train'}", "protocol=quick"]
+    proc = embench(tmp_path, *accuracy)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = embench(tmp_path, "-m", *accuracy, "backend=onnxruntime,openvino", "backend.runtime.precision=int8")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = {(r["params"]["backend"], r["params"]["backend.runtime.precision"]): r for r in results(tmp_path)}
+    assert set(runs) == {("torch", "fp32"), ("onnxruntime", "int8"), ("openvino", "int8")}
+
+    fp32 = runs["torch", "fp32"]["metrics"]
+    assert fp32["accuracy_top1"] == pytest.approx(100 * correct / total) and fp32["accuracy_samples"] == total == 797
+    assert fp32["accuracy_top1_ci95_low"] < 100 * correct / total < fp32["accuracy_top1_ci95_high"]
+    caches = []
+    for key in (("onnxruntime", "int8"), ("openvino", "int8")):
+        run = runs[key]
+        metrics, tags = run["metrics"], run["tags"]
+        assert tags["backend.precision"] == "int8" and "real images" in tags["accuracy.calibration"]
+        [run_dir] = [path.parent for path in tmp_path.glob("outputs/**/result.json")
+                     if (path.parent / "accuracy_predictions.csv").exists() and key[0] in path.parent.name]
+        rows = predictions(run_dir)
+        recount = sum(row["top1"] == row["label"] for row in rows)
+        assert metrics["accuracy_top1"] == pytest.approx(100 * recount / total), key
+        assert metrics["accuracy_reference_top1"] == pytest.approx(100 * correct / total), key  # the torch loop's
+        agree = sum(row["top1"] == row["reference_top1"] for row in rows)
+        assert metrics["accuracy_top1_agreement"] == pytest.approx(100 * agree / total), key
+        delta = metrics["accuracy_top1_delta"]
+        assert delta == pytest.approx(metrics["accuracy_top1"] - metrics["accuracy_reference_top1"])
+        assert abs(delta) <= 100 - metrics["accuracy_top1_agreement"] + 1e-9  # a changed verdict needs a changed class
+        assert metrics["accuracy_top1_delta_ci95_low"] <= delta <= metrics["accuracy_top1_delta_ci95_high"]
+        assert abs(delta) < 3, key  # calibrated on real digits, INT8 keeps the FP32 network's accuracy
+        caches.append(tags["accuracy.reference"].rsplit("cache ", 1)[1].rstrip(")"))
+    assert sorted(caches) == ["hit", "miss"]  # one reference for the sweep over backends
+    logged_names = [value for constant, value in vars(names).items() if constant.startswith("ACCURACY_")]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for run in runs_of(client):
+        if run.data.params.get("backend.runtime.precision") == "int8":  # every name the report reads, in MLflow
+            assert {n for n in logged_names if n not in run.data.metrics and n not in run.data.tags} == set()

@@ -37,6 +37,11 @@ ELSEWHERE = {
     names.ERROR_TAG: "failed runs",
     names.COLOCATED: "co-location runs",
     names.REPORT_TAG: "the report's own runs (embench/report/publish.py writes it)",
+    **{name: "runs with accuracy=imagefolder (test_accuracy.py checks them in MLflow)" for name in (
+        names.ACCURACY_TOP1, names.ACCURACY_TOP5, names.ACCURACY_SAMPLES, names.ACCURACY_TOP1_CI95_LOW,
+        names.ACCURACY_TOP1_CI95_HIGH, names.ACCURACY_REFERENCE_TOP1, names.ACCURACY_TOP1_DELTA,
+        names.ACCURACY_TOP1_DELTA_CI95_LOW, names.ACCURACY_TOP1_DELTA_CI95_HIGH, names.ACCURACY_TOP1_DELTA_P,
+        names.ACCURACY_TOP1_AGREEMENT, names.ACCURACY_DATASET_TAG, names.ACCURACY_DATASET_ID_TAG)},
 }
 
 

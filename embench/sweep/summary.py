@@ -17,6 +17,7 @@ from embench.names import (
     LATENCY_P99_MS,
     MODEL_PARAM,
     PLATFORM_PARAM,
+    PRECISION_TAG,
     QUERY_LATENCY_P99_MS,
     RUNTIME_VERSION_TAGS,
     SCENARIO_PARAM,
@@ -25,7 +26,7 @@ from embench.names import (
 from embench.result import RunResult
 
 SUMMARY_FILE = "sweep_summary.csv"
-COLUMNS = ("job", "model", "platform", "backend", "batch", "scenario", "median_ms", "min_ms", "p99_ms", "query_p99_ms",
+COLUMNS = ("job", "model", "platform", "backend", "precision", "batch", "scenario", "median_ms", "min_ms", "p99_ms", "query_p99_ms",
            "inferences_per_s", "status")
 ACCURACY_COLUMNS = ("top1_pct", "top1_delta_pp")  # shown when a job measured accuracy
 _NUMBERS = ("job", "batch", "median_ms", "min_ms", "p99_ms", "query_p99_ms", "inferences_per_s", *ACCURACY_COLUMNS)
@@ -35,7 +36,7 @@ def summary_row(job: int, result: RunResult) -> dict:
     params, metrics = result.params, result.metrics
     return {
         "job": job, "model": params.get(MODEL_PARAM), "platform": params.get(PLATFORM_PARAM),
-        "backend": params.get(BACKEND_PARAM), "batch": params.get(BATCH_PARAM), "scenario": params.get(SCENARIO_PARAM),
+        "backend": params.get(BACKEND_PARAM), "precision": result.tags.get(PRECISION_TAG), "batch": params.get(BATCH_PARAM), "scenario": params.get(SCENARIO_PARAM),
         "median_ms": metrics.get(LATENCY_MEDIAN_MS),
         "min_ms": metrics.get(LATENCY_MIN_MS), "p99_ms": metrics.get(LATENCY_P99_MS),
         "query_p99_ms": metrics.get(QUERY_LATENCY_P99_MS),  # LoadGen's: issue to completion, waiting included
