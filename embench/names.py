@@ -129,3 +129,11 @@ ACCURACY_S = "accuracy_s"  # wall time of the accuracy pass (this run's images; 
 ACCURACY_DATASET_TAG = "accuracy.dataset"  # the image folder
 ACCURACY_DATASET_ID_TAG = "accuracy.dataset_id"  # a fingerprint of its file list, the limit, the order and the class map
 ACCURACY_CALIBRATION_TAG = "accuracy.calibration"  # INT8: which images calibrated the activation ranges
+
+# Adaptive stop rules (embench.sequential, embench.measure): protocol.target_ci and protocol.warmup
+WARMUP_END_TAG = "warmup_end"  # fixed | settled (two windows agreed) | cap max_duration_s | cap max_iterations
+PRECISION_TARGET_TAG = "precision_target"  # under target_ci: reached | not reached: cap max_duration_s (or max_iterations)
+LATENCY_MEDIAN_CI_REL_HALFWIDTH = "latency_median_ci_rel_halfwidth"  # the reported interval's (high - low) / 2 / median
+LATENCY_MEDIAN_CI_SEQ_LOW_MS = "latency_median_ci_seq_low_ms"  # under target_ci: the interval the rule stopped on
+LATENCY_MEDIAN_CI_SEQ_HIGH_MS = "latency_median_ci_seq_high_ms"
+LATENCY_MEDIAN_CI_SEQ_LEVEL = "latency_median_ci_seq_level"  # its nominal level at each look, 1 - 0.05 / looks

@@ -141,6 +141,11 @@ GROUPS: dict[str, dict[str, Setting]] = {
         "unstable_cv": Range(0, note="a coefficient of variation, e.g. 0.10"),
         "headline": Choice(("median", "min"), null=True),  # the latency statistic a run's line and the report lead with
         "profile_iterations": count(0, "0 disables the profile"),
+        "target_ci": Range(0, 0.5, above=True, null="off: the fixed rule",
+                           note="the median's 95 % interval's half-width over the median, e.g. 0.01"),
+        "warmup": Choice(("fixed", "detect")),  # detect: warm-up ends when two successive windows of calls agree
+        "warmup_window": Range(2, 100_000, whole=True, note="calls per window"),
+        "warmup_tolerance": Range(0, 1, above=True, note="the windows' medians' largest relative difference, e.g. 0.02"),
     },
     "platform": {
         "name": TEXT, "device": ANY, "openvino_device": ANY, "requires": ANY, "specs": ANY, "strict": FLAG,

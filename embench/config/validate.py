@@ -110,6 +110,9 @@ def _check_protocol(protocol: DictConfig) -> None:
                           "single call, so there is no per-call minimum")
     if protocol.cooloff_s and protocol.mode != "latency":
         raise ConfigError(f"protocol.cooloff_s={protocol.cooloff_s} needs protocol.mode=latency: back-to-back batches do not pause")
+    if protocol.get("target_ci") is not None and protocol.mode != "latency":
+        raise ConfigError(f"protocol.target_ci={protocol.target_ci} needs protocol.mode=latency: back-to-back batches "
+                          "time no single call, so there is no median latency to make precise")
     if protocol.max_iterations < protocol.min_iterations:
         raise ConfigError(
             f"protocol.max_iterations={protocol.max_iterations} is below protocol.min_iterations={protocol.min_iterations}"

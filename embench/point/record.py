@@ -10,7 +10,7 @@ from embench import memory, platform
 from embench.contention import CpuContention
 from embench.energy import EnergyMeter
 from embench.host import host_tags
-from embench.measure import Timing
+from embench.measure import Precision, Timing
 from embench.names import (
     ACHIEVED_GFLOPS,
     BATCH_TIME_MS,
@@ -22,9 +22,14 @@ from embench.names import (
     INFERENCES_PER_JOULE,
     LATENCY_CV,
     LATENCY_DRIFT,
+    LATENCY_MEDIAN_CI_REL_HALFWIDTH,
+    LATENCY_MEDIAN_CI_SEQ_HIGH_MS,
+    LATENCY_MEDIAN_CI_SEQ_LEVEL,
+    LATENCY_MEDIAN_CI_SEQ_LOW_MS,
     LATENCY_MEDIAN_MS,
     PEAK_GFLOPS,
     PRECISION_TAG,
+    PRECISION_TARGET_TAG,
     SERVER_MAX_QPS,
     SERVICE_TIME_MEDIAN_MS,
     THREADS_OVERSUBSCRIBED_TAG,
@@ -34,6 +39,7 @@ from embench.names import (
     THROUGHPUT_IPS,
     UNSTABLE_TAG,
     VERSION_TAG,
+    WARMUP_END_TAG,
 )
 from embench.peak import peak_gflops
 from embench.result import RunResult
@@ -116,6 +122,10 @@ def record_phases(result: RunResult, timing: Timing) -> None:
     metrics["measure_s"] = timing.loop_ns / 1e9
     metrics["iterations"] = float(len(timing.latencies_ns))
     result.tags["stop_reason"] = timing.stop_reason
+    result.tags[WARMUP_END_TAG] = timing.warmup_end
+    if timing.warmup_end.startswith("cap"):
+        log.warning("warm-up did not settle: it ended at the %s after %d calls (protocol.warmup=detect)",
+                    timing.warmup_end.removeprefix("cap "), timing.warmup_iterations)
 
 
 def record_load(result: RunResult, loaded: drive.ScenarioTiming, scenario, batch: int, requests: int, protocol) -> float:
@@ -159,6 +169,11 @@ def record_timing(result: RunResult, timing: Timing, batch: int, requests: int, 
     if protocol.mode == "latency" and requests == 1:
         metrics.update(stats)
         step_ms, what = stats[LATENCY_MEDIAN_MS], "median latency"
+        if timing.precision:
+            record_precision(result, timing.precision, timing.stop_reason)
+        elif "latency_median_ci95_low_ms" in stats:  # a fixed rule: its 95 % interval is valid as it is
+            metrics[LATENCY_MEDIAN_CI_REL_HALFWIDTH] = (
+                (stats["latency_median_ci95_high_ms"] - stats["latency_median_ci95_low_ms"]) / 2 / step_ms)
     else:
         result.latencies_ms = []  # enqueue intervals or overlapping requests, not latencies: not logged as such
         step_ms, what = 1e3 * seconds / iterations, "time per step"
@@ -179,3 +194,17 @@ def record_timing(result: RunResult, timing: Timing, batch: int, requests: int, 
             100 * stats[LATENCY_CV], 100 * stats[LATENCY_DRIFT], 100 * protocol.unstable_cv, what, step_ms,
         )
     return step_ms
+
+
+def record_precision(result: RunResult, precision: Precision, stop_reason: str) -> None:
+    """protocol.target_ci: the interval the rule stopped on, its level, and whether the target was reached."""
+    metrics = result.metrics
+    metrics[LATENCY_MEDIAN_CI_REL_HALFWIDTH] = precision.relative_halfwidth
+    metrics[LATENCY_MEDIAN_CI_SEQ_LOW_MS] = precision.low_ns / 1e6
+    metrics[LATENCY_MEDIAN_CI_SEQ_HIGH_MS] = precision.high_ns / 1e6
+    metrics[LATENCY_MEDIAN_CI_SEQ_LEVEL] = precision.confidence
+    result.tags[PRECISION_TARGET_TAG] = "reached" if precision.reached else f"not reached: cap {stop_reason}"
+    if not precision.reached:
+        log.warning("precision target not reached: the median's interval is +-%.2f%% (protocol.target_ci=%g) when the "
+                    "loop hit protocol.%s; the run is tagged %s=not reached", 100 * precision.relative_halfwidth,
+                    precision.target, stop_reason, PRECISION_TARGET_TAG)

@@ -14,5 +14,5 @@ def loadgen_can_drive(protocol: DictConfig) -> bool:
 
 def own_loop(scenario: DictConfig, protocol: DictConfig) -> bool:
     """Whether embench's own timed loop runs the point: single stream under a protocol LoadGen has no
-    rule for (pauses between iterations, or back-to-back batches without a sync)."""
-    return scenario.name == "single_stream" and not loadgen_can_drive(protocol)
+    rule for (pauses between iterations, back-to-back batches without a sync, or a precision target)."""
+    return scenario.name == "single_stream" and (not loadgen_can_drive(protocol) or protocol.get("target_ci") is not None)
