@@ -52,6 +52,9 @@ def check_scenario(scenario: DictConfig, protocol: DictConfig, colocated: bool) 
     if name != "single_stream" and not loadgen_can_drive(protocol):
         raise ConfigError(f"scenario={name} is driven by LoadGen, which neither pauses between queries nor runs "
                           f"unsynchronised batches: use a latency protocol without cool-off (not protocol={protocol.name})")
+    if name != "single_stream" and protocol.get("target_ci") is not None:
+        raise ConfigError(f"protocol.target_ci={protocol.target_ci} needs scenario=single_stream: scenario={name} is "
+                          "driven by LoadGen, whose own rules end its test; set protocol.target_ci=null")
     if colocated and scenario.get("find_max_qps"):
         raise ConfigError("scenario.find_max_qps=true searches one network's rate: not with colocate")
 

@@ -120,6 +120,7 @@ CORPUS = [
     (["backend=onnxruntime", "backend.runtime.calibration_seed=-1"], ["backend.runtime.calibration_seed=-1", "from 0"]),
     (["backend=openvino", "backend.runtime.calibration_seed=99999999999999999999"],
      ["backend.runtime.calibration_seed=99999999999999999999", "2**63 - 1"]),
+    (["scenario=offline", "protocol.target_ci=0.01"], ["protocol.target_ci=0.01 needs scenario=single_stream"]),
     (["-m", "farm=ray", "farm.node_wait_s=1e12"], ["farm.node_wait_s=1000000000000.0", "<= 604800"]),
     (["-m", "farm=ray", "farm.address=127.0.0.1:99999"], ["farm.address='127.0.0.1:99999'", "port from 1 to 65535"]),
 ]
