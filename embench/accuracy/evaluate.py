@@ -5,7 +5,6 @@ The images are written into the backend's bound input in place (`Prepared.inputs
 same network in torch eager FP32 on the CPU over the same images, cached per (model, images, preprocessing).
 """
 
-import hashlib
 import logging
 import os
 import time
@@ -17,12 +16,13 @@ from omegaconf import DictConfig
 from torchvision.datasets.folder import default_loader
 
 from embench import models, names
-from embench.accuracy.images import LabelledImages, calibration_files, labelled_images
+from embench.accuracy.images import LabelledImages, calibration_files, fingerprint, labelled_images
 from embench.accuracy.intervals import mcnemar_exact_p, paired_difference, wilson
 from embench.accuracy.preprocess import Preprocess, preprocess_for
 from embench.cache import cache_dir
 from embench.errors import ConfigError
 from embench.result import RunResult
+from embench.ui_link import accuracy_phrase
 
 log = logging.getLogger("embench")
 
@@ -56,10 +56,6 @@ def _load(paths, transform) -> torch.Tensor:
     return torch.stack([transform(default_loader(str(path))) for path in paths])
 
 
-def _digest(*parts: str) -> str:
-    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
-
-
 @dataclass(frozen=True)
 class Evaluation:
     """A run's labelled images and its network's preprocessing."""
@@ -80,9 +76,9 @@ class Evaluation:
         if not _int8(cfg) or calibration is None:
             return
         if cfg.accuracy.get("calibration_root") is not None:
-            files, fingerprint = calibration_files(cfg.accuracy, calibration.samples, calibration.seed, self.images)
+            files, files_id = calibration_files(cfg.accuracy, calibration.samples, calibration.seed, self.images)
             backend.calibration = replace(calibration, images=_load(files, self.preprocess.transform()),
-                                          source=_digest(fingerprint, self.preprocess.describe()))
+                                          source=fingerprint(files_id, self.preprocess.describe()))
             where = f"from {cfg.accuracy.calibration_root}"
         else:
             where = "(set accuracy.calibration_root to calibrate on real images)"
@@ -113,7 +109,7 @@ class Evaluation:
 
     def reference(self, cfg: DictConfig, model_id: str) -> tuple[np.ndarray, str]:
         """The reference's TOP classes per image, and "hit" or "miss" in the cache."""
-        path = cache_dir("accuracy") / f"{model_id}-{self.images.fingerprint}-{_digest(self.preprocess.describe())}.npy"
+        path = cache_dir("accuracy") / f"{model_id}-{self.images.fingerprint}-{fingerprint(self.preprocess.describe())}.npy"
         if path.exists():
             return np.load(path), "hit"
         torch.manual_seed(int(cfg.seed))
@@ -150,7 +146,7 @@ class Evaluation:
         })
         columns = {"image": [str(p.relative_to(self.images.root)) for p in self.images.paths], "label": labels}
         columns |= {f"top{rank + 1}": top[:, rank] for rank in range(top.shape[1])}
-        summary = f"top-1 {100 * correct.mean():.2f} % [{100 * low:.2f}, {100 * high:.2f}] on {total} images"
+        verdicts = ""
         if not is_reference:
             reference_start = time.perf_counter()
             reference, cache = self.reference(cfg, model_id)
@@ -168,10 +164,9 @@ class Evaluation:
             result.tags.update({"accuracy.reference": f"{REFERENCE} (cache {cache})",
                                 "accuracy.delta_interval": "paired, Bonett-Price adjusted Wald, 95 %"})
             columns["reference_top1"] = reference[:, 0]
-            summary += (f"; {100 * difference:+.2f} pp [{100 * low:+.2f}, {100 * high:+.2f}] against {REFERENCE} "
-                        f"({gained} gained, {lost} lost)")
+            verdicts = f" ({gained} right only here, {lost} right only in {REFERENCE})"
         result.files[PREDICTIONS_FILE] = _csv(columns)
-        log.info("accuracy: %s", summary)
+        log.info("accuracy: %s%s", accuracy_phrase(result.metrics), verdicts)
 
 
 def _top(logits: torch.Tensor) -> np.ndarray:

@@ -87,7 +87,8 @@ def class_indices(names: list[str], class_map, root: Path) -> dict[str, int]:
     return {name: mapping[name] for name in names}
 
 
-def _fingerprint(*parts) -> str:
+def fingerprint(*parts) -> str:
+    """A short hash naming `parts` (file lists, settings) in cache keys and tags."""
     return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:12]
 
 
@@ -122,7 +123,7 @@ def labelled_images(accuracy: DictConfig, outputs: int | None) -> LabelledImages
         _readable(path, "accuracy.root")
     stats = [(str(path.relative_to(root)), label, path.stat().st_size, path.stat().st_mtime_ns) for path, label in chosen]
     return LabelledImages(root, tuple(path for path, _ in chosen), tuple(label for _, label in chosen), len(folders),
-                          _fingerprint(str(root.resolve()), stats))
+                          fingerprint(str(root.resolve()), stats))
 
 
 def calibration_files(accuracy: DictConfig, samples: int, seed: int, evaluated: LabelledImages) -> tuple[list[Path], str]:
@@ -140,4 +141,4 @@ def calibration_files(accuracy: DictConfig, samples: int, seed: int, evaluated: 
     for path in chosen:
         _readable(path, "accuracy.calibration_root")
     stats = [(str(path.relative_to(root)), path.stat().st_size, path.stat().st_mtime_ns) for path in chosen]
-    return chosen, _fingerprint(str(root.resolve()), stats)
+    return chosen, fingerprint(str(root.resolve()), stats)
