@@ -6,9 +6,11 @@ command can close the runs of a process that died without a word (SIGKILL, the O
 
 import contextlib
 import hashlib
+import importlib
 import logging
 import os
 import socket
+import threading
 import time
 from functools import cache
 from pathlib import Path
@@ -40,6 +42,7 @@ _STATUS = {"ok": "FINISHED", "failed": "FAILED", "oom": "FAILED", "killed": "KIL
 _MAX_PARAM_CHARS = 6000
 _MAX_TAG_CHARS = 8000
 HOST_TAG, PID_TAG, PID_START_TAG = "embench.host", "embench.pid", "embench.pid_started"
+_SQL_STORE = "mlflow.store.tracking.sqlalchemy_store"  # what a database URI's store imports (1 s)
 _NOT_A_STORE = ("registered tracking store", "unsupported URI", "Invalid SQLite URL")  # bad input, not an outage
 LOGGED_TAG = "embench.logged"  # set last: a run without it was cut off while being logged
 
@@ -130,6 +133,14 @@ class Tracker:
     def experiment_id(self) -> str:
         self._connect()
         return self._experiment_id
+
+    def import_meanwhile(self) -> threading.Thread:
+        """Imports MLflow (and its SQL store for a database URI), 2 s, in a thread while this process waits on
+        others (a farm's checks); join it before the first use."""
+        modules = ["mlflow"] + ([] if self.uri.startswith(("http:", "https:", "file:")) else [_SQL_STORE])
+        thread = threading.Thread(target=lambda: [importlib.import_module(module) for module in modules], daemon=True)
+        thread.start()
+        return thread
 
     def _connect(self) -> None:
         if self._client is not None:
@@ -253,6 +264,13 @@ class Tracker:
 
     def terminate(self, run_id: str, status: str) -> None:
         self._call(f"close MLflow run {run_id}", lambda: self.client.set_terminated(run_id, status=status))
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._call(f"log metrics to MLflow run {run_id}", lambda: self.client.log_batch(
+            run_id, metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()]))
 
     def log_result(self, result: RunResult, artifact_dir: Path | None, parent_run_id: str | None) -> str:
         """Logs one run (params, metrics, tags, artifacts) and closes it; returns its run id."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 LAYERS = (
     ("base", ("embench", "embench.errors", "embench.outcome", "embench.signals", "embench.credentials",
-              "embench.cache", "embench.names", "embench.result", "embench.stats", "embench.artifacts",
+              "embench.cache", "embench.names", "embench.phases", "embench.result", "embench.stats", "embench.artifacts",
               "embench.ui_link", "embench.progress", "embench.host", "embench.memory", "embench.gpu",
               "embench.contention", "embench.measure", "embench.profiling", "embench.thermal",
               "embench.sequential")),

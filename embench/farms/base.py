@@ -12,7 +12,7 @@ from typing import ClassVar, Protocol
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from embench.checks import point_check_key
+from embench.checks import check_points_here, point_check_key
 from embench.config.schema import Setting
 from embench.point.job import Measured
 
@@ -66,7 +66,8 @@ class OnThisHost:
     measures_here = True
 
     def check(self, jobs: list[Job]) -> None:
-        pass
+        """embench.checks.check_point, once for each distinct point."""
+        check_points_here([job.task for job in jobs])
 
     def close(self) -> None:
         pass

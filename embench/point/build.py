@@ -7,6 +7,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from embench import models
+from embench.backends.conversion import cached
 from embench.errors import EmbenchError
 from embench.names import PRECISION_TAG
 from embench.result import RunResult
@@ -29,16 +30,29 @@ TINY_OUTPUT = 1e-6  # some random-weight networks (depthwise ones) output ~1e-9:
 CHECK_ROWS = 8  # images of the batch checked against the reference: enough to catch a wrong backend
 
 
+def _reference(cfg: DictConfig, inputs: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """Torch eager FP32 on the CPU for `inputs`, computed once per (weights, inputs) on this host and cached: the
+    model is built and run again only for a new network, seed, library version or input; returns "hit" or "miss"."""
+    digest = hashlib.sha1(inputs.numpy().tobytes()).hexdigest()[:12]
+
+    def compute(path) -> None:
+        torch.manual_seed(int(cfg.seed))
+        torch.save(models.build_model(cfg.model)(inputs).float().reshape(len(inputs), -1), path)
+
+    path, cache = cached("output-check", "torch-eager-fp32", f"{model_id(cfg)}-{digest}.pt", compute)
+    return torch.load(path), cache
+
+
 def check_output(prepared, cfg: DictConfig, example: torch.Tensor, result: RunResult) -> None:
     """The backend's output against torch eager FP32 on the CPU; a wrong one fails the run.
 
-    Runs after timing and after the memory peak is read: the reference, rebuilt from the same seed
-    on the first CHECK_ROWS images, neither warms the backend up nor adds to its memory figure.
+    Runs after timing and after the memory peak is read: the reference, the same weights on the first
+    CHECK_ROWS images (cached on disk), neither warms the backend up nor adds to its memory figure.
     """
     rows = min(int(cfg.batch), CHECK_ROWS)
     output = prepared.output().reshape(int(cfg.batch), -1)[:rows]
-    torch.manual_seed(int(cfg.seed))
-    reference = models.build_model(cfg.model)(example[:rows]).float().reshape(rows, -1)
+    reference, cache = _reference(cfg, example[:rows].contiguous())
+    result.tags["output_check.reference"] = f"torch eager FP32 on the CPU (cache {cache})"
     abs_diff = float((output - reference).abs().max())
     scale = float(reference.abs().max()) or 1.0
     result.metrics["output_max_abs_diff"] = abs_diff

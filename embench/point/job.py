@@ -5,12 +5,13 @@ farm node. Whoever called it writes the run folder and logs the MLflow run from 
 """
 
 import logging
+import time
 import traceback
 from dataclasses import dataclass, field
 
 from omegaconf import DictConfig, OmegaConf
 
-from embench import outcome, signals
+from embench import outcome, phases, signals
 from embench.errors import EmbenchError
 from embench.names import POINT_KEY_TAG
 from embench.result import RunResult, point_key, run_params
@@ -62,11 +63,17 @@ def _is_out_of_memory(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
-def measure_point(cfg: DictConfig) -> Measured:
-    """Measures the point; every failure, and a signal, becomes a recorded status and an exit code."""
+def measure_point(cfg: DictConfig, asked_at: float | None = None) -> Measured:
+    """Measures the point; every failure, and a signal, becomes a recorded status and an exit code.
+
+    `asked_at` (time.monotonic) is when the job's process was asked for: the wait until now is its start.
+    """
     from embench.point import runner
 
+    began = time.monotonic()
     result = new_result(cfg)
+    if asked_at is not None:
+        result.metrics["job_start_s"] = began - asked_at
     capture = _Capture()
     logging.getLogger().addHandler(capture)
     measured = Measured(result, 0, capture.lines)
@@ -87,12 +94,13 @@ def measure_point(cfg: DictConfig) -> Measured:
     finally:
         logging.getLogger().removeHandler(capture)
         _release_memory()
+        phases.close(result.metrics, began if asked_at is None else asked_at)
     return measured
 
 
-def measure_yaml(task: str) -> Measured:
+def measure_yaml(task: str, asked_at: float | None = None) -> Measured:
     """measure_point for a config sent as YAML text: what workers and farm nodes receive."""
-    return measure_point(OmegaConf.create(task))
+    return measure_point(OmegaConf.create(task), asked_at)
 
 
 def _release_memory() -> None:

@@ -13,6 +13,7 @@ from embench.contention import CpuContention
 from embench.energy import EnergyMeter
 from embench.measure import StopRule, time_loop
 from embench.names import PEAK_MEMORY_MB
+from embench.phases import phase
 from embench.point import colocation
 from embench.point.build import check_output, example_input, model_id
 from embench.point.record import (
@@ -34,7 +35,8 @@ log = logging.getLogger("embench")
 def run(cfg: DictConfig, result: RunResult) -> None:
     """Measures the configured point into `result`; raises on failure, keeping what was measured."""
     protocol, batch = cfg.protocol, int(cfg.batch)
-    ready = checks.check_point(cfg)
+    with phase(result.metrics, "preflight_s"):
+        ready = checks.check_point(cfg)
     device, substituted, backend = ready.device, ready.substituted, ready.backend
     record_device(cfg, result, device, substituted)
     if cfg.get("colocate"):
@@ -61,7 +63,8 @@ def run(cfg: DictConfig, result: RunResult) -> None:
         prepared = backend.prepare(model, example, device, model_id(cfg))
         result.metrics["prepare_s"] = result.metrics["build_s"] + clock() - prepare_start
         del model  # a converted backend no longer needs the torch model: it leaves the run's memory figures
-        _reset_memory_peak(result, device)
+        with phase(result.metrics, "memory_reset_s"):
+            _reset_memory_peak(result, device)
         result.tags.update(prepared.tags)
         result.files.update(getattr(prepared, "files", {}))  # optional for a user's own backend
 
@@ -102,15 +105,14 @@ def run(cfg: DictConfig, result: RunResult) -> None:
             metrics, tags = device_memory(cfg.backend.name, device.torch_device.index or 0)
             result.metrics.update(metrics)
             result.tags.update(tags)
-        check_start = clock()
-        check_output(prepared, cfg, example, result)
-        result.metrics["check_s"] = clock() - check_start
-        record_efficiency(result, device, specs.get("peak_fp32_gflops"))  # a peak GEMM runs after the memory peak
+        with phase(result.metrics, "check_s"):
+            check_output(prepared, cfg, example, result)
+        with phase(result.metrics, "efficiency_s"):  # a peak GEMM (once per precision and host) after the memory peak
+            record_efficiency(result, device, specs.get("peak_fp32_gflops"))
         if protocol.profile_iterations > 0:
             log.info("profiling %d iteration(s)", protocol.profile_iterations)
-            profile_start = clock()
-            result.profile = prepared.profile(int(protocol.profile_iterations))
-            result.metrics["profile_s"] = clock() - profile_start
+            with phase(result.metrics, "profile_s"):
+                result.profile = prepared.profile(int(protocol.profile_iterations))
             result.metrics.update(result.profile.metrics(step_ms / prepared.inferences_per_step))
         if evaluation is not None:  # last: its time is in no timing figure
             log.info("classifying %d labelled image(s) of %s", len(evaluation.images.paths), evaluation.images.root)

@@ -54,8 +54,10 @@ class ParentRun:
         except OSError:
             pass  # the folder became unwritable: said where the runs' files went
 
-    def close(self, status: str, summary: Path, results: list[RunResult], rows: list[dict], name: str) -> int:
-        """Ends the parent run with the sweep's status and shows it in the UI; returns the exit code it adds."""
+    def close(self, status: str, summary: Path, results: list[RunResult], rows: list[dict], name: str,
+              figures: dict[str, float]) -> int:
+        """Ends the parent run with the sweep's status and its time `figures` (embench.sweep.timeline) and shows it in
+        the UI; returns the exit code it adds."""
         if not self.run_id:
             return 0
         if self.tracker.down:  # already said; `embench sync` closes it later
@@ -63,6 +65,7 @@ class ParentRun:
         try:
             if summary.exists():
                 self.tracker.client.log_artifact(self.run_id, str(summary))
+            self.tracker.log_metrics(self.run_id, figures)
             self.tracker.terminate(self.run_id, status)
             self._link_to_ui(results, rows, name)
         except Exception as err:

@@ -25,6 +25,8 @@ from embench.progress import Progress
 from embench.result import RunResult, point_key, run_params
 from embench.sweep.parent import ParentRun
 from embench.sweep.summary import SUMMARY_FILE, print_table, summary_row, write_csv
+from embench.sweep.timeline import Timeline, describe
+from embench.tracking import tracker_for
 
 log = logging.getLogger("embench")
 
@@ -42,6 +44,7 @@ class Sweep:
         self.results: list[RunResult] = []  # what the UI link's columns are chosen from
         self.skipped = 0
         self.unlogged = 0
+        self.timeline = Timeline()
         self.status = "RUNNING"
 
     def open(self) -> None:
@@ -119,6 +122,8 @@ class Sweep:
         not_run = len(self.jobs) - len(self.rows)
         print(f"{len(self.rows)} job(s) run, {len(failed)} failed" + (f", {not_run} not run" if not_run else "")
               + (f", {self.skipped} skipped (already finished)" if self.skipped else ""))
+        figures = self.timeline.figures(self.results, serial=self.farm.measures_here)
+        print(describe(figures))
         summary = self.dir / SUMMARY_FILE
         try:
             write_csv(self.rows, summary)
@@ -126,7 +131,8 @@ class Sweep:
             outcome.say_error(f"cannot write {summary} ({err.strerror}); the table above is the summary")
             self.outcome.record(1)
         self.save()
-        self.outcome.record(self.parent.close(self.status, summary, self.results, self.rows, f"sweep {self.dir.name}"))
+        self.outcome.record(self.parent.close(self.status, summary, self.results, self.rows, f"sweep {self.dir.name}",
+                                              figures))
         if self.unlogged:
             outcome.say_note(f"{self.unlogged} run(s) did not reach MLflow; upload them with `embench sync {self.dir}`")
 
@@ -154,9 +160,7 @@ def _checked_jobs(config: DictConfig, hydra_context, job_overrides: list[list[st
     for task, job_cfg in zip(tasks, configs):
         checks.check_config(task, list(job_cfg.hydra.overrides.task), dirs)
     checks.check_shared(tasks)
-    farm = checks.make_farm(tasks[0].farm)
-    if farm.measures_here:
-        checks.check_points_here(tasks)
+    farm = checks.make_farm(tasks[0].farm)  # farm.check checks the points where they are measured
     for task in tasks:
         add_colocated_models(task, dirs)
     jobs = [Job(number, list(overrides), job_cfg, task)
@@ -171,17 +175,22 @@ def run_sweep(config: DictConfig, hydra_context, job_overrides: list[list[str]],
     sweep = Sweep(config, jobs, farm, result)
     returns = []
     try:
+        meanwhile = tracker_for(sweep.tracking).import_meanwhile() if sweep.tracking.enabled else None
         farm.check(sweep.jobs)
+        if meanwhile:
+            meanwhile.join()
         setup_globals()
         with signals.deferred():
             sweep.open()
         progress = Progress(len(sweep.jobs))
+        sweep.timeline.start_jobs()
         try:
             for job, measured in farm.run(sweep.jobs):
                 measured.result.tags["embench.farm"] = farm.name
                 if job.retried:
                     measured.result.tags["farm.retried"] = job.retried
-                ret = _keep(hydra_context, sweep.job_config(job.number, job.config), measured)
+                with sweep.timeline.keeping():
+                    ret = _keep(hydra_context, sweep.job_config(job.number, job.config), measured)
                 configure_log(config.hydra.hydra_logging, config.hydra.verbose)
                 progress.finished(f"#{job.number} {measured.result.point()}", sweep.record(job, ret))
                 returns.append(ret)
