@@ -72,30 +72,37 @@ class Timing:
     loop_ns: int = 0  # wall time of the whole timed loop, for back-to-back throughput
     stop_reason: str = ""
     warmup_end: str = ""  # fixed (the floors, or max_duration_s) | detect: settled, cap max_duration_s, cap max_iterations
+    pace_ns: float = 0.0  # median of the warm-up's last window of calls (0: no warm-up call)
     precision: Precision | None = None  # under protocol.target_ci
 
 
-def _warm_up(step: Callable[[], object], sync: Callable[[], None], rule: StopRule) -> tuple[int, int, str]:
+def _warm_up(step: Callable[[], object], sync: Callable[[], None], rule: StopRule) -> tuple[int, int, str, float]:
     """Runs the step until its floors, warmup_iterations and warmup_duration_s, are reached (`fixed`), and under
-    `detect` until two successive windows of calls agree too (embench.sequential.settled); at most max_duration_s
-    (and max_iterations under `detect`). Returns the calls, their time and how warm-up ended."""
+    `detect` until two successive windows of calls agree too (embench.sequential.settled, windows of
+    sequential.window calls); at most max_duration_s (and max_iterations under `detect`). Returns the calls, their
+    time, how warm-up ended and the pace of its last window (ns a call)."""
     clock = time.perf_counter_ns
     start = clock()
     min_ns, max_ns = int(rule.warmup_duration_s * _NS), int(rule.max_duration_s * _NS)
     detect = rule.warmup == "detect"
     recent: deque[int] = deque(maxlen=2 * rule.warmup_window)  # the last two windows' call times (detect)
     count = 0
+
+    def pace() -> float:
+        return float(np.median(list(recent)[-rule.warmup_window:])) if recent else 0.0
+
     while True:
         elapsed = clock() - start
         if elapsed >= max_ns:
-            return count, elapsed, "cap max_duration_s" if detect else "fixed"
+            return count, elapsed, "cap max_duration_s" if detect else "fixed", pace()
         if count >= rule.warmup_iterations and elapsed >= min_ns:
             if not detect:
-                return count, elapsed, "fixed"
-            if sequential.settled(list(recent), rule.warmup_window, rule.warmup_tolerance):
-                return count, elapsed, "settled"
+                return count, elapsed, "fixed", pace()
+            window = sequential.window(pace() / _NS, rule.warmup_window)
+            if sequential.settled(list(recent), window, rule.warmup_tolerance):
+                return count, elapsed, "settled", pace()
         if detect and count >= rule.max_iterations:
-            return count, elapsed, "cap max_iterations"
+            return count, elapsed, "cap max_iterations", pace()
         before = clock()
         step()
         sync()
@@ -120,8 +127,9 @@ def cold_start(step: Callable[[], object], sync: Callable[[], None], rule: StopR
     step()
     sync()
     first_ns = clock() - start
-    warmup_count, warmup_ns, warmup_end = _warm_up(step, sync, rule)
-    return Timing(first_ns=first_ns, warmup_iterations=warmup_count, warmup_ns=warmup_ns, warmup_end=warmup_end)
+    warmup_count, warmup_ns, warmup_end, pace_ns = _warm_up(step, sync, rule)
+    return Timing(first_ns=first_ns, warmup_iterations=warmup_count, warmup_ns=warmup_ns, warmup_end=warmup_end,
+                  pace_ns=pace_ns)
 
 
 def time_loop(step: Callable[[], object], sync: Callable[[], None], rule: StopRule,
@@ -133,7 +141,8 @@ def time_loop(step: Callable[[], object], sync: Callable[[], None], rule: StopRu
     only the end of the loop is synchronised, so per-iteration times are enqueue-to-enqueue.
     `meters` (energy, other processes' CPU) are entered and left around the timed loop alone.
     With `rule.target_ci` the floors are min_iterations and min_duration_s, and past them the loop stops at the
-    first scheduled look whose interval of the median is that narrow (embench.sequential), or at a cap.
+    first scheduled look whose interval of the median is that narrow (embench.sequential; the looks end where the
+    time cap would stop the loop at the warm-up's pace), or at a cap.
     """
     clock = time.perf_counter_ns
     started = cold_start(step, sync, rule)
@@ -143,7 +152,10 @@ def time_loop(step: Callable[[], object], sync: Callable[[], None], rule: StopRu
     per_iteration_sync = sync if rule.sync_each_iteration else (lambda: None)
     min_iterations, max_iterations = rule.min_iterations, rule.max_iterations
     min_ns, max_ns = int(rule.min_duration_s * _NS), int(rule.max_duration_s * _NS)
-    target = sequential.plan(rule.target_ci, min_iterations, max_iterations) if rule.target_ci else None
+    target = None
+    if rule.target_ci:
+        last_look = sequential.affordable(max_iterations, rule.max_duration_s, started.pace_ns / _NS)
+        target = sequential.plan(rule.target_ci, min_iterations, last_look)
     looks = iter(target.looks if target else ())
     next_look = next(looks, 0)
     reached = False

@@ -9,8 +9,14 @@ probability at most 0.05 / L for independent latencies of any continuous distrib
 of them misses, and with it the interval the rule stops on, is at most 0.05, however the stop depends on the data.
 The +1 is the interval at the final count of a run cut by the time cap between two looks.
 
-Warm-up (`protocol.warmup: detect`): it ends once the medians of the last two windows of `warmup_window` calls
-differ by at most `warmup_tolerance` of the later one: two successive windows agree.
+The looks end where the time cap would stop the loop at the warm-up's pace (twice the calls that pace fits
+in max_duration_s, `affordable`): a look the loop never reaches would only lower every look's level. The warm-up's
+calls are not the timed ones, so the schedule is fixed before the first timed call and the bound above holds.
+
+Warm-up (`protocol.warmup: detect`): it ends once the medians of the last two windows of calls differ by at most
+`warmup_tolerance` of the later one: two successive windows agree. A window is `warmup_window` calls, fewer
+for slow calls (no longer than WINDOW_S, never under MIN_WINDOW calls): a network of a second a call is
+warm after a few calls, and 40 of them would outlast the timed loop.
 """
 
 import math
@@ -26,6 +32,9 @@ from embench.stats import median_ci_ranks
 GROWTH = 1.2  # each look 20 % more iterations than the last: at most 20 % past the count the target needed
 FIRST_LOOK = 20  # no look before: below 12 values no interval reaches 1 - 0.05 / L for any schedule
 CONFIDENCE = 0.95  # what the reported interval keeps over all the looks
+PACE_MARGIN = 2.0  # looks go up to this many times the calls the warm-up's pace fits in the time cap
+WINDOW_S = 0.5  # the longest a warm-up window lasts...
+MIN_WINDOW = 3  # ...unless it would have fewer calls than this
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,20 @@ def plan(target: float, min_iterations: int, max_iterations: int, bonferroni: bo
     looks = schedule(min_iterations, max_iterations)
     confidence = 1 - (1 - CONFIDENCE) / (len(looks) + 1) if bonferroni else CONFIDENCE
     return Plan(target, looks, confidence)
+
+
+def affordable(max_iterations: int, max_duration_s: float, pace_s: float) -> int:
+    """The last look's count: the iteration cap, or PACE_MARGIN times the calls of `pace_s` the time cap holds."""
+    if pace_s <= 0:
+        return max_iterations
+    return min(max_iterations, max(FIRST_LOOK, math.ceil(PACE_MARGIN * max_duration_s / pace_s)))
+
+
+def window(pace_s: float, most: int) -> int:
+    """Calls per warm-up window at `pace_s` a call: `most`, or as many as WINDOW_S holds, at least MIN_WINDOW."""
+    if pace_s <= 0:
+        return most
+    return max(MIN_WINDOW, min(most, int(WINDOW_S / pace_s)))
 
 
 @lru_cache(maxsize=4096)

@@ -33,9 +33,10 @@ def simulate(rule: sequential.Plan, draws: np.ndarray) -> tuple[np.ndarray, np.n
     return low, high, stopped_at
 
 
-def coverage(target: float, draws: np.ndarray, median: float, bonferroni: bool) -> tuple[float, float]:
+def coverage(target: float, draws: np.ndarray, median: float, bonferroni: bool,
+             last_look: int = MAX_ITERATIONS) -> tuple[float, float]:
     """Share of the runs whose stopped interval holds the true median, and the runs' median count."""
-    low, high, stopped_at = simulate(sequential.plan(target, 20, MAX_ITERATIONS, bonferroni), draws)
+    low, high, stopped_at = simulate(sequential.plan(target, 20, last_look, bonferroni), draws)
     return float(np.mean((low <= median) & (median <= high))), float(np.median(stopped_at))
 
 
@@ -63,6 +64,23 @@ def test_stopped_interval_covers_the_true_median_95_percent_of_10000_runs(distri
     assert stopped_at < MAX_ITERATIONS or distribution is bimodal  # it stops early where the target is within reach
     naive, _ = coverage(0.02, draws, median, bonferroni=False)
     assert naive < 0.95, naive
+
+
+@pytest.mark.parametrize("distribution, median", [(lognormal, 1.0), (heavy_tailed, 1.05), (bimodal, 1.05)])
+def test_a_schedule_cut_short_by_the_time_cap_covers_too(distribution, median):
+    """Looks from 20 to 60 calls only (what a 30 s cap allows at a second a call, sequential.affordable): 7 looks, so
+    each at a lower level (99.4 %), and the interval the rule stops on still holds the true median 95 % of the time."""
+    draws = distribution(np.random.default_rng(7))[:, :60]
+    covered, _ = coverage(0.02, draws, median, bonferroni=True, last_look=60)
+    assert covered >= 0.95, covered
+
+
+def test_the_last_look_is_where_the_time_cap_stops_the_loop_at_the_warm_ups_pace():
+    assert sequential.affordable(100_000, 30.0, 1.0) == 60  # twice the 30 calls of a second that 30 s hold
+    assert sequential.affordable(100_000, 30.0, 0.001) == 60_000
+    assert sequential.affordable(1000, 30.0, 0.001) == 1000  # the iteration cap comes first
+    assert sequential.affordable(100_000, 30.0, 10.0) == 20  # never below the first look
+    assert sequential.affordable(100_000, 30.0, 0.0) == 100_000  # no warm-up call: no pace
 
 
 def test_looks_are_geometric_from_the_floor_to_the_cap_and_their_level_bonferroni():
@@ -116,6 +134,20 @@ def test_detected_warm_up_ends_after_the_slow_calls():
     assert timing.warmup_end == "settled"
     assert 19 <= timing.warmup_iterations <= 19 + 40, timing.warmup_iterations
     assert max(timing.latencies_ns) < 4e6
+
+
+def test_warm_up_windows_of_slow_calls_are_shorter():
+    """40 ms calls: a window is the 12 calls that 0.5 s holds (not 20), so warm-up settles after about 24 calls, not
+    40; the first two calls (80 ms) fall in the earlier window and leave its median alone."""
+    assert (sequential.window(0.001, 20), sequential.window(0.04, 20), sequential.window(1.0, 20)) == (20, 12, 3)
+    calls = []
+
+    def step():
+        busy_wait(0.08 if len(calls) < 3 else 0.04)
+        calls.append(1)
+
+    timing = time_loop(step, lambda: None, rule(max_iterations=100, min_iterations=1))
+    assert timing.warmup_end == "settled" and 2 * 10 <= timing.warmup_iterations <= 2 * 13, timing.warmup_iterations
 
 
 def test_warm_up_that_never_settles_ends_at_a_cap_and_says_so():
@@ -173,14 +205,14 @@ def cli_run(run_cli, tmp_path, backend: str, target: str, *overrides: str):
 
 @pytest.mark.slow  # about 12 s and 10 s on 2 shared cores, most of it the CLI's start-up
 def test_adaptive_protocol_stops_a_steady_backend_early(run_cli, tmp_path):
-    """20 ms steps (no spread): the first look, 50 calls (the floor) in about 1 s, reaches +-1 %, where the fixed
-    `latency` rule would time 5 s and the cap is 60 s. Warm-up settles after its two windows of 20."""
+    """20 ms steps (no spread): the first look past the floors (20 calls and 0.5 s), 29 calls in 0.6 s, reaches +-1 %,
+    where the fixed `latency` rule would time 5 s and the cap is 60 s. Warm-up settles after its two windows of 20."""
     result = cli_run(run_cli, tmp_path, "fixed_step", "fixed_step_backend.FixedStep")
     assert result.returncode == 0, result.output
     record = only_result(tmp_path)
     metrics, tags = record["metrics"], record["tags"]
     assert tags["precision_target"] == "reached" and tags["stop_reason"] == "target_ci_reached"
-    assert metrics["iterations"] == 50 and metrics["measure_s"] < 2.5
+    assert metrics["iterations"] == 29 and metrics["measure_s"] < 1.5
     assert metrics["latency_median_ci_rel_halfwidth"] <= 0.01
     assert metrics["latency_median_ci_seq_low_ms"] <= metrics["latency_median_ms"] <= metrics["latency_median_ci_seq_high_ms"]
     assert metrics["latency_median_ci_seq_level"] > 0.998
