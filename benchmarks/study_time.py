@@ -13,7 +13,8 @@ adaptive rule at target_ci=0.01). Both run the same commands, each with a fresh 
 It prints, per study and side: the command's wall time (each round, and the mean), the share of it inside timed
 windows, and the time per job outside the measuring phases (wall time less prepare, first inference, warm-up,
 timed loop, output check and profile, over the jobs). Per point of the slice: both medians, whether each lies in
-the other's 95 % interval, and the half-width of B's interval over its median, or its precision_target tag.
+the other's 95 % interval, and the half-width of B's interval over its median, or its precision_target tag; and,
+as a control, how many points agree so between two rounds of the same side (fresh processes, same code).
 """
 
 import argparse
@@ -86,39 +87,63 @@ def point_table(a: dict[tuple, dict], b: dict[tuple, dict]) -> list[str]:
     return lines
 
 
+def agreement(first: dict[tuple, dict], second: dict[tuple, dict]) -> str:
+    """Of the points of two runs of the study, how many have each median inside the other's interval."""
+    both = 0
+    for key in first:
+        (l1, h1), (l2, h2) = interval(first[key]["metrics"]), interval(second[key]["metrics"])
+        m1, m2 = first[key]["metrics"]["latency_median_ms"], second[key]["metrics"]["latency_median_ms"]
+        both += l1 <= m2 <= h1 and l2 <= m1 <= h2
+    return f"{both} of {len(first)}"
+
+
+def report(output: Path, study: str, walls: dict[str, list[float]]) -> None:
+    """The study's tables from the runs kept under output/study."""
+    runs = {(side, r): records(output / study / f"{side}{r}") for side in walls for r in range(len(walls[side]))}
+    print(f"\n### {study}\n\n| side | wall s (rounds) | mean | in timed windows | per job outside measuring |"
+          "\n|---|---|---|---|---|")
+    for side in walls:
+        shares = [figures(wall, runs[side, r]) for r, wall in enumerate(walls[side])]
+        print(f"| {side} | {', '.join(f'{w:.1f}' for w in walls[side])} | {sum(walls[side]) / len(walls[side]):.1f} | "
+              f"{100 * sum(s for s, _ in shares) / len(shares):.0f} % | {sum(o for _, o in shares) / len(shares):.2f} s |")
+    print(f"\nB / A wall time: {sum(walls['B']) / sum(walls['A']):.2f}")
+    if study != "slice":
+        return
+    rounds = len(walls["A"])
+    pairs = [("A", r, "B", r) for r in range(rounds)] + [(side, 0, side, r) for side in "AB" for r in range(1, rounds)]
+    print("\npoints whose medians each lie in the other's interval: " +
+          "; ".join(f"{a}{ra} vs {b}{rb}: {agreement(runs[a, ra], runs[b, rb])}" for a, ra, b, rb in pairs))
+    for round_ in range(rounds):
+        print(f"\nround {round_}:\n" + "\n".join(point_table(runs["A", round_], runs["B", round_])))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", default="1b14570", help="the git revision side A runs")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--only", choices=sorted(STUDIES), default=None)
+    parser.add_argument("--report", action="store_true", help="print the tables of the runs kept in --output again")
     args = parser.parse_args()
     output = (args.output or Path(tempfile.mkdtemp(prefix="embench-study-time-"))).absolute()
+    studies = [args.only] if args.only else list(STUDIES)
+    if args.report:
+        for study in studies:
+            report(output, study, json.loads((output / study / "walls.json").read_text()))
+        return
     baseline = output / "baseline"
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(baseline), args.baseline], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         sides = {"A": baseline, "B": REPO}
-        for study in [args.only] if args.only else list(STUDIES):
-            walls, runs = {"A": [], "B": []}, {}
+        for study in studies:
+            walls = {"A": [], "B": []}
             for round_ in range(args.rounds):
                 for side, code in sides.items():
-                    folder = output / study / f"{side}{round_}"
-                    walls[side].append(run_study(code, study, folder))
-                    runs[side, round_] = records(folder)
+                    walls[side].append(run_study(code, study, output / study / f"{side}{round_}"))
                     print(f"{study} {side} round {round_}: {walls[side][-1]:.1f} s", flush=True)
-            print(f"\n### {study}\n\n| side | wall s (rounds) | mean | in timed windows | per job outside measuring |"
-                  "\n|---|---|---|---|---|")
-            for side in sides:
-                shares = [figures(wall, runs[side, r]) for r, wall in enumerate(walls[side])]
-                mean = sum(walls[side]) / len(walls[side])
-                print(f"| {side} | {', '.join(f'{w:.1f}' for w in walls[side])} | {mean:.1f} | "
-                      f"{100 * sum(s for s, _ in shares) / len(shares):.0f} % | "
-                      f"{sum(o for _, o in shares) / len(shares):.2f} s |")
-            print(f"\nB / A wall time: {sum(walls['B']) / sum(walls['A']):.2f}")
-            if study == "slice":
-                for round_ in range(args.rounds):
-                    print(f"\nround {round_}:\n" + "\n".join(point_table(runs["A", round_], runs["B", round_])))
+            (output / study / "walls.json").write_text(json.dumps(walls))
+            report(output, study, walls)
     finally:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(baseline)], check=False)
     print(f"\nruns kept in {output}")
