@@ -279,6 +279,7 @@ def test_a_full_disk_loses_no_measurement_and_names_what_it_could_not_write(tmp_
         assert kids["torch"].info.status == "FINISHED" and kids["onnxruntime"].info.status == "FAILED"
         assert "result.json" in {a.path for a in mlflow_client.list_artifacts(kids["torch"].info.run_id)}
         assert "not cached" in kids["torch"].data.tags["peak_source"]  # the measured peak GEMM, used all the same
+        assert "not cached" in kids["torch"].data.tags["output_check.reference"]  # the output check's, likewise
     finally:
         shutil.rmtree(stand_in_of(tmp_path), ignore_errors=True)
 

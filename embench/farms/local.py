@@ -29,8 +29,8 @@ from embench.point.job import LOG_FORMAT, Measured, died, measure_yaml
 
 STOP_GRACE_S = 30  # how long a signalled job has to hand back what it measured
 # What the template imports, in this order (see embench.farms.template): everything a job imports before its
-# backend's runtime. Not the runtimes (OpenVINO, ONNX Runtime): they start threads when imported, and a
-# fork copies no thread.
+# backend's runtime. Not the runtimes, which a job imports itself (0.1 s each): ONNX Runtime starts threads when
+# imported, and a fork copies no thread.
 TEMPLATE_IMPORTS = ["torch", "torchvision", "embench.point.job", "embench.point.runner", "embench.farms.template"]
 
 
