@@ -167,7 +167,9 @@ BAD = [  # (accuracy arguments; {} is the temporary folder), words the error lin
 ]
 
 
-def test_bad_accuracy_input_is_refused_in_one_line_before_anything_runs(tmp_path, colours):
+@pytest.mark.parametrize("cases", [pytest.param(BAD[:4], id="the-folder"),  # the rest, 10 more runs: slow suite
+                                   pytest.param(BAD[4:], id="images-classes-settings", marks=pytest.mark.slow)])
+def test_bad_accuracy_input_is_refused_in_one_line_before_anything_runs(tmp_path, colours, cases):
     bad_folders(tmp_path, colours)
     (tmp_path / "colours").symlink_to(colours)
     conf = colour_conf(tmp_path / "conf")
@@ -180,8 +182,8 @@ def test_bad_accuracy_input_is_refused_in_one_line_before_anything_runs(tmp_path
                        *(arg.replace("{}", str(tmp_path)) for arg in args))
 
     with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(refuse, enumerate(BAD)))
-    for (args, needles), proc in zip(BAD, answers):
+        answers = list(pool.map(refuse, enumerate(cases)))
+    for (args, needles), proc in zip(cases, answers):
         errors = [line for line in proc.stderr.splitlines() if line.startswith("embench: error:")]
         assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, (args, proc.stderr[-2000:])
         for needle in needles:
