@@ -266,15 +266,11 @@ class Tracker:
         self._call(f"close MLflow run {run_id}", lambda: self.client.set_terminated(run_id, status=status))
 
     def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        self._call(f"log metrics to MLflow run {run_id}", lambda: self.client.log_batch(
-            run_id, metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()]))
+        self._call(f"log metrics to MLflow run {run_id}", lambda: self.client.log_batch(run_id, metrics=_entities(metrics)))
 
     def log_result(self, result: RunResult, artifact_dir: Path | None, parent_run_id: str | None) -> str:
         """Logs one run (params, metrics, tags, artifacts) and closes it; returns its run id."""
-        from mlflow.entities import Metric, Param
+        from mlflow.entities import Param
 
         tags = result.tags | {STATUS_TAG: result.status} | owner_tags()
         tags[RUN_UID_TAG] = result.run_uid
@@ -298,10 +294,9 @@ class Tracker:
             nonlocal run_id
             run = self.client.create_run(self.experiment_id, start_time=int(result.start_time * 1000), run_name=name, tags=tags)
             run_id = run.info.run_id
-            now = int(time.time() * 1000)
             self.client.log_batch(
                 run_id,
-                metrics=[Metric(key, float(value), now, 0) for key, value in result.metrics.items()],
+                metrics=_entities(result.metrics),
                 params=[Param(key, value[:_MAX_PARAM_CHARS]) for key, value in result.params.items()],
             )
             if artifact_dir is not None:
@@ -323,3 +318,11 @@ class Tracker:
             self._client.set_terminated(run_id, status="FAILED")
         except Exception:
             pass
+
+
+def _entities(metrics: dict[str, float]) -> list:
+    """MLflow's Metric entities for `metrics`, all stamped now."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(key, float(value), now, 0) for key, value in metrics.items()]

@@ -42,9 +42,9 @@ class LocalFarm(OnThisHost):
         self.worker = LocalWorker()
 
     def check(self, jobs: list[Job]) -> None:
-        """Checks each distinct point in a process forked from the template: the sweep's own process never imports
-        torch, and the template's imports are done once."""
-        self.worker.check([job for job in {job.check_key: job for job in jobs}.values()])
+        """Checks the points in a process forked from the template: the sweep's own process never imports torch, and
+        the template's imports are done once."""
+        self.worker.check(jobs)
 
     def run(self, jobs: list[Job]):
         for job in jobs:
@@ -67,7 +67,7 @@ class LocalWorker:
         self.context.set_forkserver_preload(TEMPLATE_IMPORTS)
 
     def check(self, jobs: list[Job]) -> None:
-        """embench.checks.check_point for each job, in a template process; raises what the first failure raised."""
+        """embench.checks.check_points_here for the jobs, in a template process; raises what it raised."""
         conn, child_end = self.context.Pipe()
         process = self.context.Process(target=_check_points, args=([job.task_yaml for job in jobs], child_end),
                                        name="embench-check")
@@ -119,10 +119,9 @@ def _answer(process, conn, timeout: float | None):
 
 
 def _check_points(tasks: list[str], conn) -> None:
-    """A check's process: embench.checks.check_point on each config; sends None, or the error that stopped it."""
+    """A check's process: embench.checks.check_points_here on the configs; sends None, or the error that stopped it."""
     try:
-        for task in tasks:
-            checks.check_point(OmegaConf.create(task))
+        checks.check_points_here([OmegaConf.create(task) for task in tasks])
     except EmbenchError as err:
         conn.send(err)
         return
